@@ -1,0 +1,441 @@
+// Package agent runs conversational turns: a loop of (LLM call → tool calls)
+// faithful to Agentao's turn semantics.
+//
+// One Run is one turn. It never returns an error: every way a turn can end is
+// an Outcome (ok, error or cancelled, with an incomplete reason), and the
+// returned history is always API-valid — every assistant tool call is answered
+// by a tool result, with placeholders on cancel, error or a crashed tool.
+//
+// Cancellation is cooperative: cancel the context with a cause from
+// Cancelled(reason). The loop checks it before each LLM call, per streamed
+// chunk (the Model stops), right after a stream ends, before each tool and
+// after each tool batch. An Agent is safe for concurrent use; a Turn is not.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxIterations  = 100
+	DefaultMaxResultChars = 40_000
+	// MaxParallelTools bounds how many tool calls of one batch run at once;
+	// calls of the same tool always run one after another.
+	MaxParallelTools = 8
+	// ToolHaltThreshold is how many identical calls, unparseable arguments of
+	// one tool in a row, empty tool names or length-truncated responses in a
+	// row end a turn.
+	ToolHaltThreshold = 3
+)
+
+// Config tunes an Agent. The zero value is usable.
+type Config struct {
+	MaxIterations  int              // LLM calls per turn; default 100
+	MaxResultChars int              // longer tool results are spilled; default 40,000
+	Now            func() time.Time // clock for the per-turn date reminder; default time.Now
+	Logger         *zap.Logger
+}
+
+// Agent runs turns against one Model.
+type Agent struct {
+	model Model
+	cfg   Config
+	log   *zap.Logger
+}
+
+// New returns an Agent that calls m.
+func New(m Model, cfg Config) *Agent {
+	if cfg.MaxIterations <= 0 {
+		cfg.MaxIterations = DefaultMaxIterations
+	}
+	if cfg.MaxResultChars <= 0 {
+		cfg.MaxResultChars = DefaultMaxResultChars
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Agent{model: m, cfg: cfg, log: cfg.Logger.Named("agent")}
+}
+
+// Turn is the input of one Run.
+type Turn struct {
+	Model         string    // model id sent to the provider
+	System        string    // system prompt, rebuilt by the caller every turn; never stored
+	History       []Message // the conversation so far; not modified
+	Input         string    // the user's message
+	Tools         []Tool
+	MaxIterations int // 0: the Agent's default
+	MaxTokens     int // completion cap per LLM call; 0: provider default
+
+	// Emit receives events in order, from one goroutine at a time. May be nil.
+	Emit func(Event)
+	// Checkpoint is called with the full, API-valid history after every LLM
+	// step that requested tools and after every tool batch, so a crash loses
+	// at most the step in progress. An error ends the turn with status error.
+	Checkpoint func(history []Message) error
+	// Spill stores a tool result too long for the context and returns where
+	// (a path the model can read_file). May be nil: results are then cut.
+	Spill func(callID, content string) (string, error)
+}
+
+// Result is how a turn ended.
+type Result struct {
+	Messages []Message // the whole history after the turn, API-valid
+	Reply    string    // the final assistant text (or a sentinel such as "[Cancelled: timeout]")
+	Outcome  Outcome
+	Stats    Stats
+}
+
+// Run runs one turn. It returns when the turn is over, whatever happened.
+func (a *Agent) Run(ctx context.Context, t Turn) Result {
+	r := &run{
+		a:          a,
+		ctx:        ctx,
+		t:          &t,
+		msgs:       slices.Clip(t.History),
+		tools:      make(map[string]Tool, len(t.Tools)),
+		seen:       make(map[string]int),
+		parseFails: make(map[string]int),
+		start:      len(t.History),
+	}
+	for _, tool := range t.Tools {
+		s := tool.Spec()
+		if _, dup := r.tools[s.Name]; dup {
+			continue // first wins, as in a registry
+		}
+		r.tools[s.Name] = tool
+		r.specs = append(r.specs, s)
+	}
+	r.emit(EventTurnBegin, map[string]any{"user_message": t.Input})
+	res := r.guarded()
+	r.emit(EventTurnEnd, map[string]any{
+		"final_text":            res.Reply,
+		"status":                res.Outcome.Status,
+		"error":                 res.Outcome.Error,
+		"tool_count":            res.Outcome.ToolCount,
+		"incomplete_reason":     res.Outcome.IncompleteReason,
+		"cancel_reason":         res.Outcome.CancelReason,
+		"finish_reason_missing": res.Outcome.FinishReasonMissing,
+	})
+	return res
+}
+
+// run is the state of one turn.
+type run struct {
+	a     *Agent
+	ctx   context.Context
+	t     *Turn
+	msgs  []Message
+	start int // index of the first message of this turn
+	tools map[string]Tool
+	specs []ToolSpec
+
+	stats       Stats
+	outcome     Outcome
+	seen        map[string]int // (name, raw args) → times called this turn
+	parseFails  map[string]int // tool → unparseable arguments in a row
+	emptyNames  int
+	truncations int // length-truncated tool-call responses in a row
+
+	emitMu sync.Mutex
+}
+
+func (r *run) emit(typ string, data any) {
+	if r.t.Emit == nil {
+		return
+	}
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.t.Emit(Event{Type: typ, Data: data, Time: r.a.cfg.Now()})
+}
+
+// guarded runs the loop and turns a panic into an error outcome with a
+// valid history.
+func (r *run) guarded() (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.a.log.Error("turn panicked", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			res = r.fail(fmt.Errorf("internal error: %v", p))
+		}
+	}()
+	return r.loop()
+}
+
+func (r *run) loop() Result {
+	r.msgs = append(r.msgs, Message{Role: RoleUser, Content: Reminder(r.a.cfg.Now()) + r.t.Input})
+	max := r.t.MaxIterations
+	if max <= 0 {
+		max = r.a.cfg.MaxIterations
+	}
+	for iteration := 0; ; {
+		if reason, ok := CancelReason(r.ctx); ok {
+			return r.cancelled(reason)
+		}
+		if iteration >= max {
+			return r.capped()
+		}
+		iteration++
+		r.emit(EventTurnStart, struct{}{})
+		resp, err := r.callModel()
+		if reason, ok := CancelReason(r.ctx); ok {
+			return r.cancelled(reason) // checked before anything of a late response runs
+		}
+		if err != nil {
+			return r.llmError(err)
+		}
+		if resp.FinishReason == "" {
+			r.outcome.FinishReasonMissing = true
+		}
+		am := resp.Message
+		am.Role = RoleAssistant
+		am.ReasoningContent = truncateRunes(am.ReasoningContent, 500)
+		if len(am.ToolCalls) == 0 {
+			return r.final(am, resp.FinishReason)
+		}
+		normalizeCalls(am.ToolCalls)
+		if am.ReasoningContent != "" {
+			r.emit(EventThinking, map[string]any{"text": am.ReasoningContent})
+		}
+		r.msgs = append(r.msgs, am)
+		if isLengthFinish(resp.FinishReason) {
+			// Arguments may be cut mid-way: never execute them.
+			r.truncations++
+			for _, tc := range am.ToolCalls {
+				r.msgs = append(r.msgs, toolMessage(tc, TruncatedResult))
+			}
+			if err := r.checkpoint(); err != nil {
+				return r.fail(err)
+			}
+			if r.truncations >= ToolHaltThreshold {
+				return r.halt(IncompleteLengthTruncated, "Response truncated at the output token limit.")
+			}
+			continue
+		}
+		r.truncations = 0
+		if err := r.checkpoint(); err != nil {
+			return r.fail(err)
+		}
+		halted := r.runTools(am.ToolCalls)
+		if err := r.checkpoint(); err != nil {
+			return r.fail(err)
+		}
+		if halted {
+			return r.halt(IncompleteDoomLoop, "Tool execution halted by doom-loop detection.")
+		}
+	}
+}
+
+func (r *run) callModel() (Response, error) {
+	req := Request{Model: r.t.Model, Tools: r.specs, MaxTokens: r.t.MaxTokens}
+	req.Messages = make([]Message, 0, len(r.msgs)+1)
+	if r.t.System != "" {
+		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: r.t.System})
+	}
+	req.Messages = append(req.Messages, r.msgs...)
+	r.emit(EventLLMCallStarted, map[string]any{
+		"model": r.t.Model, "n_messages": len(req.Messages), "tool_count": len(r.specs),
+	})
+	began := time.Now()
+	resp, err := r.a.model.Stream(r.ctx, req, func(d Delta) {
+		if d.Text != "" {
+			r.emit(EventLLMText, map[string]any{"chunk": d.Text})
+		}
+	})
+	r.stats.LLMCalls++
+	done := map[string]any{"duration_ms": time.Since(began).Milliseconds()}
+	if err != nil {
+		var me *ModelError
+		if errors.As(err, &me) {
+			done["status"] = me.StatusCode
+			done["attempts"] = me.Attempts
+			done["streamed"] = me.Streamed
+			if me.StatusCode >= 500 {
+				r.stats.LLM5xx++
+			}
+		}
+		if _, cancelled := CancelReason(r.ctx); !cancelled {
+			r.stats.LLMErrors++
+			done["error_message"] = truncateRunes(err.Error(), 500)
+		}
+		r.emit(EventLLMCallCompleted, done)
+		return resp, err
+	}
+	r.stats.Usage = r.stats.Usage.Add(resp.Usage)
+	done["attempts"] = resp.Attempts
+	done["first_token_ms"] = resp.FirstTokenMS
+	done["prompt_tokens"] = resp.Usage.PromptTokens
+	done["completion_tokens"] = resp.Usage.CompletionTokens
+	done["finish_reason"] = resp.FinishReason
+	r.emit(EventLLMCallCompleted, done)
+	return resp, nil
+}
+
+// checkpoint hands the caller a valid snapshot of the history.
+func (r *run) checkpoint() error {
+	if r.t.Checkpoint == nil {
+		return nil
+	}
+	if err := r.t.Checkpoint(Backfill(r.msgs)); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (r *run) result(reply string) Result {
+	return Result{Messages: r.msgs, Reply: reply, Outcome: r.outcome, Stats: r.stats}
+}
+
+// final ends a turn on a response without tool calls.
+func (r *run) final(am Message, finish string) Result {
+	length := isLengthFinish(finish)
+	switch {
+	case am.Content == "" && am.ReasoningContent != "":
+		am.Content, r.outcome.IncompleteReason = "[No text response]", IncompleteReasoningOnly
+	case am.Content == "":
+		am.Content, r.outcome.IncompleteReason = "[No response]", IncompleteNoOutput
+	}
+	if length {
+		r.outcome.IncompleteReason = IncompleteLengthTruncated
+	}
+	r.msgs = append(r.msgs, am)
+	r.outcome.Status = StatusOK
+	return r.result(am.Content)
+}
+
+// halt ends a turn the loop stopped on purpose; the reply is an assistant
+// message so the history reads naturally on the next turn.
+func (r *run) halt(reason, text string) Result {
+	r.msgs = append(r.msgs, Message{Role: RoleAssistant, Content: text})
+	r.outcome.Status = StatusOK
+	r.outcome.IncompleteReason = reason
+	return r.result(text)
+}
+
+// capped ends a turn that used all its LLM calls.
+func (r *run) capped() Result {
+	text := "Maximum tool call iterations reached."
+	for i := len(r.msgs) - 1; i >= r.start; i-- {
+		if m := r.msgs[i]; m.Role == RoleAssistant && strings.TrimSpace(m.Content) != "" {
+			text = m.Content
+			break
+		}
+	}
+	return r.halt(IncompleteMaxIterations, text)
+}
+
+func (r *run) cancelled(reason string) Result {
+	text := "[Cancelled: " + reason + "]"
+	r.msgs = append(Backfill(r.msgs), Message{Role: RoleAssistant, Content: text})
+	r.outcome = Outcome{Status: StatusCancelled, CancelReason: reason, ToolCount: r.outcome.ToolCount}
+	return r.result(text)
+}
+
+func (r *run) llmError(err error) Result {
+	msg := err.Error()
+	r.emit(EventError, map[string]any{"message": "LLM call failed", "detail": msg})
+	text := "[LLM API error: " + msg + "]"
+	r.msgs = append(r.msgs, Message{Role: RoleAssistant, Content: text})
+	r.outcome.Status = StatusOK
+	r.outcome.IncompleteReason = IncompleteLLMError
+	r.outcome.Error = msg
+	return r.result(text)
+}
+
+// fail ends a turn on an infrastructure error (a failed checkpoint, a panic).
+func (r *run) fail(err error) Result {
+	r.emit(EventError, map[string]any{"message": "turn failed", "detail": err.Error()})
+	r.msgs = Backfill(r.msgs)
+	r.outcome = Outcome{Status: StatusError, Error: err.Error(), ToolCount: r.outcome.ToolCount}
+	return r.result("")
+}
+
+// Reminder is the per-turn prefix of every stored user message (Agentao's
+// format): the date lives here, not in the system prompt, so the prompt
+// prefix stays cacheable.
+func Reminder(now time.Time) string {
+	return "<system-reminder>\nCurrent Date/Time: " + now.Format("2006-01-02 15:04:05 (Monday)") + "\n</system-reminder>\n"
+}
+
+// StripReminders removes <system-reminder> blocks from a user message, for
+// titles and for showing a history to people.
+func StripReminders(s string) string {
+	const open, close = "<system-reminder>", "</system-reminder>"
+	for {
+		i := strings.Index(s, open)
+		if i < 0 {
+			return s
+		}
+		j := strings.Index(s[i:], close)
+		if j < 0 {
+			return s
+		}
+		end := i + j + len(close)
+		if end < len(s) && s[end] == '\n' {
+			end++
+		}
+		s = s[:i] + s[end:]
+	}
+}
+
+func isLengthFinish(reason string) bool {
+	switch strings.ToLower(reason) {
+	case "length", "max_tokens", "model_length":
+		return true
+	}
+	return false
+}
+
+func toolMessage(tc ToolCall, content string) Message {
+	return Message{Role: RoleTool, ToolCallID: tc.ID, Name: tc.Function.Name, Content: content}
+}
+
+// normalizeCalls gives every call a unique id and the function type, so the
+// history stays valid whatever the provider sent.
+func normalizeCalls(calls []ToolCall) {
+	seen := make(map[string]bool, len(calls))
+	for i := range calls {
+		if calls[i].Type == "" {
+			calls[i].Type = "function"
+		}
+		if calls[i].ID == "" || seen[calls[i].ID] {
+			calls[i].ID = NewCallID()
+		}
+		seen[calls[i].ID] = true
+	}
+}
+
+// NewCallID returns a fresh tool-call id in OpenAI's shape.
+func NewCallID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "call_" + hex.EncodeToString(b[:])
+}
+
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}

@@ -1,0 +1,46 @@
+package agent
+
+// Status is how a turn ended.
+type Status string
+
+// Turn statuses.
+const (
+	StatusOK        Status = "ok"
+	StatusError     Status = "error"
+	StatusCancelled Status = "cancelled"
+)
+
+// Incomplete reasons (Agentao's closed vocabulary). They are only set when the
+// status is ok: the turn ended normally but did not produce a real answer.
+const (
+	IncompleteNoOutput        = "no_output"
+	IncompleteReasoningOnly   = "reasoning_only"
+	IncompleteLengthTruncated = "length_truncated"
+	IncompleteDoomLoop        = "doom_loop"
+	IncompleteMaxIterations   = "max_iterations"
+	IncompleteLLMError        = "llm_error"
+)
+
+// Outcome is the structured result of a turn, returned by the API and kept
+// with the session.
+type Outcome struct {
+	Status              Status `json:"status"`
+	IncompleteReason    string `json:"incomplete_reason,omitempty"`
+	CancelReason        string `json:"cancel_reason,omitempty"`
+	ToolCount           int    `json:"tool_count"`
+	Error               string `json:"error,omitempty"`
+	FinishReasonMissing bool   `json:"finish_reason_missing,omitempty"`
+}
+
+// IsAnswer reports whether the turn produced a complete answer.
+func (o Outcome) IsAnswer() bool { return o.Status == StatusOK && o.IncompleteReason == "" }
+
+// Stats are the per-turn counters the metrics and the rollback guard read.
+type Stats struct {
+	LLMCalls     int   `json:"llm_calls"`
+	LLMErrors    int   `json:"llm_errors,omitempty"`
+	LLM5xx       int   `json:"llm_5xx,omitempty"`
+	ToolCalls    int   `json:"tool_calls"`
+	ToolFailures int   `json:"tool_failures,omitempty"`
+	Usage        Usage `json:"usage"`
+}

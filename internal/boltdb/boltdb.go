@@ -1,0 +1,99 @@
+// Package boltdb is agentd's embedded store on bbolt, and the only importer
+// of go.etcd.io/bbolt. One file holds every bucket; each write is a
+// transaction committed and fsynced before it returns, and concurrent writes
+// are grouped into one commit (bbolt Batch), so many sessions saving at once
+// share an fsync.
+package boltdb
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// Bucket names and the schema version, in one place.
+var (
+	bucketMeta      = []byte("meta")
+	bucketSessions  = []byte("sessions")          // tenant \x00 id → Session JSON
+	bucketSummaries = []byte("session_summaries") // tenant \x00 id → Summary JSON
+	keySchema       = []byte("schema_version")
+)
+
+// SchemaVersion is the layout this code reads and writes.
+const SchemaVersion = "1"
+
+// ErrLocked is returned by Open when another process holds the database.
+var ErrLocked = errors.New("database is in use by another process")
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock; a second agentd on the
+	// same data dir fails instead of hanging. Default 2 s.
+	LockTimeout time.Duration
+	// MaxBatchDelay is how long a write may wait for others to share its
+	// commit. Default bbolt's 10 ms.
+	MaxBatchDelay time.Duration
+	Logger        *zap.Logger
+}
+
+// DB is an open store.
+type DB struct {
+	db  *bbolt.DB
+	log *zap.Logger
+}
+
+// Open opens (creating if needed) the store at path.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if opts.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = opts.MaxBatchDelay
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			if err := meta.Put(keySchema, []byte(SchemaVersion)); err != nil {
+				return err
+			}
+		case string(v) != SchemaVersion:
+			return fmt.Errorf("schema version %q, this agentd reads %q", v, SchemaVersion)
+		}
+		for _, b := range [][]byte{bucketSessions, bucketSummaries} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &DB{db: db, log: opts.Logger.Named("boltdb")}, nil
+}
+
+// Close closes the file. Writes in flight finish first.
+func (d *DB) Close() error { return d.db.Close() }

@@ -1,0 +1,137 @@
+package session
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/agentd/agentd/internal/agent"
+)
+
+// ID names a session: "sess_" then 32 hex digits, the first 12 of which are
+// the creation time in Unix milliseconds, so ids sort by creation.
+type ID string
+
+var idPattern = regexp.MustCompile(`^sess_[0-9a-f]{32}$`)
+
+// NewID returns a fresh session id created at now.
+func NewID(now time.Time) ID {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return ID(fmt.Sprintf("sess_%012x%s", now.UnixMilli()&0xffffffffffff, hex.EncodeToString(b[:])))
+}
+
+// Valid reports whether id has the shape of a session id. Anything else is
+// never looked up, so an id can be used in keys and paths safely.
+func (id ID) Valid() bool { return idPattern.MatchString(string(id)) }
+
+// Assignment is what a session runs with along each canary dimension. It is
+// fixed when the session is created (sticky): later configuration changes do
+// not move a live conversation.
+type Assignment struct {
+	Model        string `json:"model"`
+	Skills       string `json:"skills"`
+	Rules        string `json:"rules"`
+	Sandbox      string `json:"sandbox"`
+	Instructions string `json:"instructions"`
+	// Variants names, per dimension, the canary variant that produced the
+	// value; a dimension on its stable value is absent.
+	Variants map[string]string `json:"variants,omitempty"`
+	// ConfigVersion is the router configuration version that assigned it.
+	ConfigVersion int `json:"config_version,omitempty"`
+}
+
+// TurnRecord is the outcome of one turn, kept with the session.
+type TurnRecord struct {
+	N         int           `json:"n"`
+	StartedAt time.Time     `json:"started_at"`
+	EndedAt   time.Time     `json:"ended_at,omitzero"`
+	Model     string        `json:"model"`
+	Outcome   agent.Outcome `json:"outcome"`
+	Stats     agent.Stats   `json:"stats"`
+}
+
+// Session is one conversation: its identity, assignment, model, and history
+// in OpenAI chat format. The system prompt is never part of it.
+type Session struct {
+	ID           ID              `json:"id"`
+	Tenant       string          `json:"tenant"`
+	User         string          `json:"user"`
+	Title        string          `json:"title,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	UpdatedAt    time.Time       `json:"updated_at"`
+	Model        string          `json:"model"`
+	Assignment   Assignment      `json:"assignment"`
+	Messages     []agent.Message `json:"messages"`
+	ActiveSkills []string        `json:"active_skills,omitempty"`
+	Turns        []TurnRecord    `json:"turns,omitempty"`
+	// InFlight is set while a turn runs, so a session saved mid-turn and
+	// reloaded after a crash records that turn as interrupted.
+	InFlight *TurnRecord `json:"in_flight,omitempty"`
+}
+
+// Summary is a session without its history, for listings.
+type Summary struct {
+	ID          ID            `json:"id"`
+	Tenant      string        `json:"tenant"`
+	User        string        `json:"user"`
+	Title       string        `json:"title,omitempty"`
+	CreatedAt   time.Time     `json:"created_at"`
+	UpdatedAt   time.Time     `json:"updated_at"`
+	Model       string        `json:"model"`
+	Assignment  Assignment    `json:"assignment"`
+	TurnCount   int           `json:"turn_count"`
+	LastOutcome agent.Outcome `json:"last_outcome,omitzero"`
+	Running     bool          `json:"running,omitempty"`
+}
+
+// Summary returns the session's summary.
+func (s *Session) Summary() Summary {
+	sum := Summary{
+		ID: s.ID, Tenant: s.Tenant, User: s.User, Title: s.Title, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		Model: s.Model, Assignment: s.Assignment, TurnCount: len(s.Turns), Running: s.InFlight != nil,
+	}
+	if n := len(s.Turns); n > 0 {
+		sum.LastOutcome = s.Turns[n-1].Outcome
+	}
+	return sum
+}
+
+// clone copies what a turn mutates, so readers never see a torn session.
+func (s *Session) clone() *Session {
+	c := *s
+	c.Messages = append([]agent.Message(nil), s.Messages...)
+	c.Turns = append([]TurnRecord(nil), s.Turns...)
+	c.ActiveSkills = append([]string(nil), s.ActiveSkills...)
+	if s.InFlight != nil {
+		f := *s.InFlight
+		c.InFlight = &f
+	}
+	return &c
+}
+
+// title is the first user message without reminders, cut at 60 runes.
+func title(input string) string {
+	t := []rune(agent.StripReminders(input))
+	if len(t) > 60 {
+		return string(t[:60]) + "…"
+	}
+	return string(t)
+}
+
+// recoverInterrupted records a turn that was running when the process died.
+func (s *Session) recoverInterrupted(now time.Time) bool {
+	if s.InFlight == nil {
+		return false
+	}
+	rec := *s.InFlight
+	rec.EndedAt = now
+	rec.Outcome = agent.Outcome{Status: agent.StatusError, Error: "agentd stopped before turn " + strconv.Itoa(rec.N) + " ended; its last checkpoint was kept"}
+	s.Turns = append(s.Turns, rec)
+	s.InFlight = nil
+	s.Messages = agent.Backfill(s.Messages)
+	return true
+}
