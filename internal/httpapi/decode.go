@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bodyReadTimeout bounds reading one request body, so a client trickling
+// bytes cannot hold a handler (the server has no global ReadTimeout, which
+// would also end long turns).
+const bodyReadTimeout = 30 * time.Second
+
+// decode reads a JSON object body into v, strictly: unknown fields, trailing
+// data and bodies over the limit are errors. An empty body is allowed when
+// optional is true and leaves v as it was.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	defer rc.SetReadDeadline(time.Time{})
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return errBadRequest(CodeInvalidJSON, "reading the body: "+err.Error())
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		if optional {
+			return nil
+		}
+		return errBadRequest(CodeInvalidJSON, "the body is empty; want a JSON object")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return &apiError{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "send the body as application/json, not " + strconv.Quote(ct)}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errBadRequest(CodeInvalidJSON, "the body has data after its JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return errBadRequest(CodeInvalidJSON, fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err))
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return errBadRequest(CodeInvalidJSON, "the body must be a JSON object")
+		}
+		return errBadRequest(CodeInvalidJSON, fmt.Sprintf("field %q must be %s, not %s", typ.Field, typ.Type, typ.Value))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errBadRequest(CodeUnknownField, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errBadRequest(CodeInvalidJSON, "malformed JSON: the body ends early")
+	default:
+		return errBadRequest(CodeInvalidJSON, "malformed JSON: "+err.Error())
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,242 @@
+// Package httpapi serves agentd's HTTP/JSON API and is the only importer of
+// go-chi/chi.
+//
+// Every route but /healthz and /readyz needs "Authorization: Bearer <key>";
+// the key decides the tenant, and a session of another tenant does not exist
+// for the caller (404). Errors are {"error": {"code", "message"}} with the
+// codes listed in errors.go. A turn answers with JSON, or with Server-Sent
+// Events when the client sends "Accept: text/event-stream"; a client that
+// goes away cancels its turn ("client-disconnected").
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/tenant"
+)
+
+// Config tunes a Server.
+type Config struct {
+	// MaxBodyBytes limits request bodies; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxIterations is the highest per-turn max_iterations a client may ask
+	// for. Default 1000.
+	MaxIterations int
+	// Heartbeat is the interval of SSE comment lines that keep proxies from
+	// closing a quiet stream. Default 15 s.
+	Heartbeat time.Duration
+	Logger    *zap.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultMaxIterations = 1000
+	DefaultHeartbeat     = 15 * time.Second
+	// UserHeader names the end user a request acts for.
+	UserHeader = "X-Agentd-User"
+	// maxUserLen bounds X-Agentd-User.
+	maxUserLen = 256
+)
+
+// Server is the HTTP API over a session pool.
+type Server struct {
+	cfg      Config
+	pool     *session.Pool
+	keys     *tenant.Keys
+	log      *zap.Logger
+	draining atomic.Bool
+	router   chi.Router
+}
+
+// New returns the API for pool, authenticating with keys.
+func New(pool *session.Pool, keys *tenant.Keys, cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxIterations <= 0 {
+		cfg.MaxIterations = DefaultMaxIterations
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, pool: pool, keys: keys, log: cfg.Logger.Named("http")}
+	s.router = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Drain marks the server as shutting down: /readyz answers 503 and new
+// sessions and turns are refused with 503 shutting_down.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.accessLog)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &apiError{http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method + " is not allowed on " + r.URL.Path})
+	})
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
+		})
+		r.Route("/sessions", func(r chi.Router) {
+			r.With(s.refuseWhileDraining).Post("/", s.createSession)
+			r.Get("/", s.listSessions)
+			r.Route("/{id}", func(r chi.Router) {
+				r.Get("/", s.getSession)
+				r.Delete("/", s.deleteSession)
+				r.With(s.refuseWhileDraining).Post("/messages", s.postMessage)
+				r.Post("/cancel", s.cancelTurn)
+				r.Put("/model", s.setModel)
+				r.Post("/clear", s.clearSession)
+			})
+		})
+	})
+	return r
+}
+
+type ctxKey int
+
+const principalKey ctxKey = iota
+
+// principal returns the caller authenticated by authenticate.
+func principal(r *http.Request) tenant.Principal {
+	p, _ := r.Context().Value(principalKey).(tenant.Principal)
+	return p
+}
+
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		scheme, key, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+			s.writeError(w, r, &apiError{http.StatusUnauthorized, CodeUnauthorized, "send your API key as Authorization: Bearer <key>"})
+			return
+		}
+		p, found := s.keys.Lookup(strings.TrimSpace(key))
+		if !found {
+			s.writeError(w, r, &apiError{http.StatusUnauthorized, CodeUnauthorized, "unknown API key"})
+			return
+		}
+		if lw, ok := w.(*loggingWriter); ok {
+			lw.tenant = p.Tenant
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
+	})
+}
+
+func (s *Server) refuseWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			s.writeError(w, r, session.ErrShuttingDown)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// user returns the end user named by X-Agentd-User ("" if absent).
+func user(r *http.Request) (string, error) {
+	u := strings.TrimSpace(r.Header.Get(UserHeader))
+	if len(u) > maxUserLen {
+		return "", errBadRequest(CodeInvalidRequest, UserHeader+" is longer than 256 bytes")
+	}
+	for _, c := range u {
+		if unicode.IsControl(c) {
+			return "", errBadRequest(CodeInvalidRequest, UserHeader+" has control characters")
+		}
+	}
+	return u, nil
+}
+
+// recoverer turns a handler panic into a 500 with the API's error shape.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("handler panicked", zap.Any("panic", p), zap.Stack("stack"))
+				s.writeError(w, r, &apiError{http.StatusInternalServerError, CodeInternal, "internal error; see the server log"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loggingWriter records the status for the access log and keeps the
+// wrapped writer reachable for http.ResponseController (Flush, deadlines).
+type loggingWriter struct {
+	http.ResponseWriter
+	status int
+	tenant string
+}
+
+func (w *loggingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *loggingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		lw := &loggingWriter{ResponseWriter: w}
+		next.ServeHTTP(lw, r)
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			return
+		}
+		s.log.Info("request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", lw.status),
+			zap.String("tenant", lw.tenant), zap.Int64("duration_ms", time.Since(began).Milliseconds()))
+	})
+}
+
+// turnContext derives the context of a turn from a request: detached from
+// the request's own cancellation, which instead cancels the turn with reason
+// client-disconnected.
+func turnContext(r *http.Request) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(r.Context(), func() { cancel(agent.Cancelled(agent.ReasonClientDisconnected)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
