@@ -1,8 +1,8 @@
 // Package boltdb is agentd's embedded store on bbolt, and the only importer
-// of go.etcd.io/bbolt. One file holds every bucket; each write is a
-// transaction committed and fsynced before it returns, and concurrent writes
-// are grouped into one commit (bbolt Batch), so many sessions saving at once
-// share an fsync.
+// of go.etcd.io/bbolt. One file holds every bucket; each write is committed
+// and fsynced before it returns, and the writes that arrive while a commit
+// runs share the next one (group commit), so many sessions saving at once
+// share an fsync while a lone save is never delayed.
 package boltdb
 
 import (
@@ -18,10 +18,11 @@ import (
 
 // Bucket names and the schema version, in one place.
 var (
-	bucketMeta      = []byte("meta")
-	bucketSessions  = []byte("sessions")          // tenant \x00 id → Session JSON
-	bucketSummaries = []byte("session_summaries") // tenant \x00 id → Summary JSON
-	keySchema       = []byte("schema_version")
+	bucketMeta     = []byte("meta")
+	bucketSessions = []byte("sessions") // tenant \x00 id → session metadata JSON
+	bucketMessages = []byte("messages") // tenant \x00 id \x00 index(4 bytes BE) → message JSON
+	bucketTurns    = []byte("turns")    // tenant \x00 id \x00 index(4 bytes BE) → turn record JSON
+	keySchema      = []byte("schema_version")
 )
 
 // SchemaVersion is the layout this code reads and writes.
@@ -35,15 +36,13 @@ type Options struct {
 	// LockTimeout bounds the wait for the file lock; a second agentd on the
 	// same data dir fails instead of hanging. Default 2 s.
 	LockTimeout time.Duration
-	// MaxBatchDelay is how long a write may wait for others to share its
-	// commit. Default bbolt's 10 ms.
-	MaxBatchDelay time.Duration
-	Logger        *zap.Logger
+	Logger      *zap.Logger
 }
 
 // DB is an open store.
 type DB struct {
 	db  *bbolt.DB
+	w   *committer
 	log *zap.Logger
 }
 
@@ -65,9 +64,6 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	if opts.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = opts.MaxBatchDelay
-	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -81,7 +77,7 @@ func Open(path string, opts Options) (*DB, error) {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("schema version %q, this agentd reads %q", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketSessions, bucketSummaries} {
+		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -92,8 +88,12 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &DB{db: db, log: opts.Logger.Named("boltdb")}, nil
+	return &DB{db: db, w: newCommitter(db), log: opts.Logger.Named("boltdb")}, nil
 }
 
-// Close closes the file. Writes in flight finish first.
-func (d *DB) Close() error { return d.db.Close() }
+// Close closes the file. Writes in flight finish first; later ones get
+// ErrClosed.
+func (d *DB) Close() error {
+	d.w.close()
+	return d.db.Close()
+}

@@ -40,16 +40,23 @@ var (
 	ErrInvalid      = errors.New("invalid request")
 )
 
-// Store persists sessions. Save must be durable (on disk, synced) when it
-// returns. *boltdb.SessionStore implements it.
+// Store persists sessions. *boltdb.SessionStore implements it.
 type Store interface {
-	Save(ctx context.Context, s *Session) error
+	// Save writes s and is durable (on disk, synced) when it returns. Only
+	// s.Messages[from.Messages:] and s.Turns[from.Turns:] may differ from
+	// what is stored: earlier ones are not rewritten, so a save costs the
+	// size of what changed, not of the whole conversation. Stored messages
+	// beyond len(s.Messages) are dropped.
+	Save(ctx context.Context, s *Session, from Mark) error
 	Load(ctx context.Context, tenant string, id ID) (*Session, error) // ErrNotFound if absent
 	Delete(ctx context.Context, tenant string, id ID) error           // ErrNotFound if absent
 	// List returns a tenant's sessions newest first, and the cursor of the
 	// next page ("" at the end).
 	List(ctx context.Context, tenant string, q ListQuery) ([]Summary, ID, error)
 }
+
+// Mark is a position in a session's messages and turn records.
+type Mark struct{ Messages, Turns int }
 
 // ListQuery selects a page of a tenant's sessions.
 type ListQuery struct {
@@ -221,7 +228,7 @@ func (p *Pool) Create(ctx context.Context, tenant, user, model string) (*Session
 	if err := os.MkdirAll(p.Dir(tenant, s.ID), 0o700); err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	if err := p.save(ctx, s); err != nil {
+	if err := p.save(ctx, s, Mark{}); err != nil {
 		return nil, err
 	}
 	e := &entry{key: key(tenant, s.ID), tenant: tenant, id: s.ID, ready: make(chan struct{}), sess: s}
@@ -293,21 +300,26 @@ func (p *Pool) SetModel(ctx context.Context, tenant string, id ID, model string)
 	if err := p.hooks.CheckModel(model); err != nil {
 		return nil, err
 	}
-	return p.change(ctx, tenant, id, func(s *Session) { s.Model = model })
+	return p.change(ctx, tenant, id, func(s *Session) Mark {
+		s.Model = model
+		return Mark{Messages: len(s.Messages), Turns: len(s.Turns)}
+	})
 }
 
 // Clear empties the session's history and deactivates its skills. Its turn
 // records are kept.
 func (p *Pool) Clear(ctx context.Context, tenant string, id ID) (*Session, error) {
-	return p.change(ctx, tenant, id, func(s *Session) {
+	return p.change(ctx, tenant, id, func(s *Session) Mark {
 		s.Messages = []agent.Message{}
 		s.ActiveSkills = nil
 		s.Title = ""
+		return Mark{Turns: len(s.Turns)}
 	})
 }
 
-// change applies fn to an idle session and saves it.
-func (p *Pool) change(ctx context.Context, tenant string, id ID, fn func(*Session)) (*Session, error) {
+// change applies fn to an idle session and saves it from the mark fn
+// returns.
+func (p *Pool) change(ctx context.Context, tenant string, id ID, fn func(*Session) Mark) (*Session, error) {
 	e, err := p.acquire(ctx, tenant, id)
 	if err != nil {
 		return nil, err
@@ -319,11 +331,11 @@ func (p *Pool) change(ctx context.Context, tenant string, id ID, fn func(*Sessio
 	defer p.unclaim(e)
 	e.mu.Lock()
 	prev := e.sess.clone()
-	fn(e.sess)
+	from := fn(e.sess)
 	e.sess.UpdatedAt = p.cfg.Now().UTC()
 	snap := e.sess.clone()
 	e.mu.Unlock()
-	if err := p.save(ctx, snap); err != nil {
+	if err := p.save(ctx, snap, from); err != nil {
 		e.mu.Lock()
 		e.sess = prev // a rejected change changes nothing
 		e.mu.Unlock()
@@ -390,6 +402,9 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		return TurnResult{}, fmt.Errorf("build system prompt: %w", err)
 	}
 	rec := TurnRecord{N: len(s.Turns) + 1, StartedAt: p.cfg.Now().UTC(), Model: s.Model}
+	// Messages before the turn's never change during it: saves rewrite only
+	// the turn's own (its placeholders are replaced as tools finish).
+	from := Mark{Messages: len(s.Messages), Turns: len(s.Turns)}
 	inflight := rec
 	s.InFlight = &inflight
 	if s.Title == "" {
@@ -409,7 +424,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		s.UpdatedAt = p.cfg.Now().UTC()
 		snap := s.clone()
 		e.mu.Unlock()
-		return p.save(ctx, snap)
+		return p.save(ctx, snap, from)
 	}
 	turn.Spill = func(callID, content string) (string, error) { return spill(dir, callID, content) }
 
@@ -424,7 +439,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	s.UpdatedAt = rec.EndedAt
 	snap := s.clone()
 	e.mu.Unlock()
-	saveErr := p.save(ctx, snap)
+	saveErr := p.save(ctx, snap, from)
 
 	fields := []zap.Field{
 		zap.String("status", string(rec.Outcome.Status)), zap.String("incomplete_reason", rec.Outcome.IncompleteReason),
@@ -453,10 +468,10 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 
 // save persists a snapshot with a context that outlives the caller's
 // cancellation: a cancelled turn must still record how it ended.
-func (p *Pool) save(ctx context.Context, s *Session) error {
+func (p *Pool) save(ctx context.Context, s *Session, from Mark) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.SaveTimeout)
 	defer cancel()
-	if err := p.store.Save(sctx, s); err != nil {
+	if err := p.store.Save(sctx, s, from); err != nil {
 		return fmt.Errorf("save session %s: %w", s.ID, err)
 	}
 	return nil
@@ -549,7 +564,7 @@ func (p *Pool) load(ctx context.Context, tenant string, id ID) (*Session, error)
 	}
 	if s.recoverInterrupted(p.cfg.Now().UTC()) {
 		p.log.Warn("recorded a turn interrupted by a process exit", zap.String("session_id", string(id)), zap.String("tenant", tenant))
-		if err := p.save(ctx, s); err != nil {
+		if err := p.save(ctx, s, Mark{}); err != nil {
 			return nil, err
 		}
 	}

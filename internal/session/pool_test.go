@@ -399,7 +399,7 @@ func TestCrashMidTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db2.Close()
-	if err := db2.Sessions().Save(t.Context(), stored); err != nil { // the file as the crash left it
+	if err := db2.Sessions().Save(t.Context(), stored, session.Mark{}); err != nil { // the file as the crash left it
 		t.Fatal(err)
 	}
 	p2, err := session.NewPool(db2.Sessions(), agent.New(h.model, agent.Config{}), session.Hooks{

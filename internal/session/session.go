@@ -56,6 +56,9 @@ type TurnRecord struct {
 
 // Session is one conversation: its identity, assignment, model, and history
 // in OpenAI chat format. The system prompt is never part of it.
+//
+// Messages and Turns are stored apart from the rest (see Store.Save); the
+// JSON tags serve the API and stores that keep a session in one record.
 type Session struct {
 	ID           ID              `json:"id"`
 	Tenant       string          `json:"tenant"`
