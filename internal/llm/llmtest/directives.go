@@ -27,7 +27,7 @@ const Directives = `The default responder reads directives in the last user mess
                              client goes away.
 
 Otherwise it replies "echo: TEXT", TEXT being the last user message without
-its directives, trimmed. Once a tool result follows the last user message, it
+its directives and <system-reminder> blocks, trimmed. Once a tool result follows the last user message, it
 replies "tool said: RESULT", RESULT being the first 200 characters of the last
 tool message. Unknown or malformed directives are left in the text.
 `
@@ -48,7 +48,7 @@ func DefaultResponder(r Request) Reply {
 	}
 	var d directives
 	if last >= 0 {
-		d = parseDirectives(r.Messages[last].Content)
+		d = parseDirectives(agent.StripReminders(r.Messages[last].Content))
 	}
 	var reply Reply
 	toolResult, answered := "", false

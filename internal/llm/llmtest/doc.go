@@ -42,7 +42,8 @@
 //	                           client goes away or the server closes.
 //
 // Otherwise the reply is "echo: TEXT", TEXT being the last user message with
-// the directives removed and surrounding space trimmed. Once a tool result
+// the directives and <system-reminder> blocks removed and surrounding space
+// trimmed. Once a tool result
 // follows the last user message, the reply is "tool said: RESULT", RESULT being
 // the first 200 characters of the last tool message. Unknown or malformed
 // directives are left in the text. The same grammar is in [Directives].
