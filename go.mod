@@ -3,13 +3,11 @@ module github.com/agentd/agentd
 go 1.26.0
 
 require (
+	github.com/go-chi/chi/v5 v5.5.0
 	github.com/sashabaranov/go-openai v1.43.0
 	go.etcd.io/bbolt v1.5.0
 	go.uber.org/zap v1.28.0
+	golang.org/x/sys v0.45.0
 )
 
-require (
-	github.com/go-chi/chi/v5 v5.5.0 // indirect
-	go.uber.org/multierr v1.10.0 // indirect
-	golang.org/x/sys v0.45.0 // indirect
-)
+require go.uber.org/multierr v1.10.0 // indirect

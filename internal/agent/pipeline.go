@@ -330,4 +330,3 @@ func rawOrString(raw string) any {
 	}
 	return raw
 }
-

@@ -41,7 +41,8 @@ type Config struct {
 	// when it is spent the call fails with its last error.
 	MaxRetryTotal time.Duration
 
-	// HTTPClient sends the requests (default: a client of its own with no
+	// HTTPClient sends the requests (default: a client of its own, keeping
+	// up to MaxIdleConnsPerHost connections to the endpoint alive, with no
 	// timeout). A Timeout on it also cuts long streams; bound calls with
 	// their context instead.
 	HTTPClient *http.Client
@@ -109,10 +110,22 @@ func (c Config) withDefaults() Config {
 		c.MaxRetryTotal = d.MaxRetryTotal
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
+		c.HTTPClient = &http.Client{Transport: newTransport()}
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
 	return c
+}
+
+// MaxIdleConnsPerHost is how many idle connections the default client keeps
+// to the model endpoint. Go's default of 2 would make many concurrent
+// sessions open (and TLS-handshake) a new connection for most calls.
+const MaxIdleConnsPerHost = 256
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * MaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	return t
 }
