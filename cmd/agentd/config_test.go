@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseServe(t *testing.T) {
+	base := map[string]string{"OPENAI_MODEL": "gpt-4o", "OPENAI_API_KEY": "sk-x", "AGENTD_API_KEYS": "acme-key-0123456789=acme"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c Config)
+		wantErr []string // every one must appear
+	}{
+		{name: "defaults", env: base, check: func(t *testing.T, c Config) {
+			if c.Addr != ":8080" || c.DataDir != "/data" || c.ShutdownTimeout != 8*time.Second || c.LLMMaxAttempts != 5 ||
+				c.MaxIterations != 100 || c.SessionTTL != 30*time.Minute || c.MaxLiveSessions != 500 || c.MaxBodyBytes != 1<<20 {
+				t.Errorf("defaults = %+v", c)
+			}
+			if len(c.Models) != 1 || c.Models[0] != "gpt-4o" {
+				t.Errorf("catalog = %v; want the model alone", c.Models)
+			}
+		}},
+		{name: "environment", env: with("AGENTD_ADDR", "127.0.0.1:9000", "AGENTD_SHUTDOWN_TIMEOUT", "5s", "AGENTD_MODELS", "gpt-5, gpt-4o ,"),
+			check: func(t *testing.T, c Config) {
+				if c.Addr != "127.0.0.1:9000" || c.ShutdownTimeout != 5*time.Second || strings.Join(c.Models, ",") != "gpt-4o,gpt-5" {
+					t.Errorf("from env: %+v", c)
+				}
+			}},
+		{name: "a flag beats the environment", args: []string{"--addr", ":7000", "--shutdown-timeout=3s"}, env: with("AGENTD_ADDR", ":9000"),
+			check: func(t *testing.T, c Config) {
+				if c.Addr != ":7000" || c.ShutdownTimeout != 3*time.Second {
+					t.Errorf("flags: %+v", c)
+				}
+			}},
+		{name: "local endpoint needs no key", env: with("OPENAI_API_KEY", "", "OPENAI_BASE_URL", "http://localhost:11434/v1/"),
+			check: func(t *testing.T, c Config) {
+				if c.OpenAIBaseURL != "http://localhost:11434/v1" {
+					t.Errorf("base URL = %q", c.OpenAIBaseURL)
+				}
+			}},
+		{name: "every problem at once", env: map[string]string{"AGENTD_LLM_MAX_ATTEMPTS": "x", "AGENTD_TURN_TIMEOUT": "-1s"},
+			wantErr: []string{"AGENTD_LLM_MAX_ATTEMPTS", "AGENTD_TURN_TIMEOUT", "--model", "no API keys", "OPENAI_API_KEY is required"}},
+		{name: "bad URL", env: with("OPENAI_BASE_URL", "localhost:11434"), wantErr: []string{"OPENAI_BASE_URL", "http://"}},
+		{name: "unknown flag", args: []string{"--nope"}, env: base, wantErr: []string{"nope", "--help"}},
+		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: []string{`unexpected argument "extra"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseServe(tc.args, env(tc.env), io.Discard)
+			if len(tc.wantErr) > 0 {
+				var ue usageError
+				if !errors.As(err, &ue) {
+					t.Fatalf("parseServe = %v; want a usage error", err)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseServe = %v", err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := parseServe([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "AGENTD_SHUTDOWN_TIMEOUT") {
+		t.Errorf("--help = %v\n%s", err, out.String())
+	}
+}
+
+func TestLoadKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(file, []byte("# ops\nops-key-0123456789ab=ops:admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := loadKeys(Config{APIKeys: "acme-key-0123456789=acme", APIKeysFile: file})
+	if err != nil || keys.Len() != 2 {
+		t.Fatalf("loadKeys = %v keys, %v; want 2 from the variable and the file", keys, err)
+	}
+	if p, ok := keys.Lookup("ops-key-0123456789ab"); !ok || p.Role != "admin" {
+		t.Errorf("file key = %+v, %v", p, ok)
+	}
+	if _, err := loadKeys(Config{APIKeysFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Errorf("a missing keys file was accepted")
+	}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/boltdb"
+	"github.com/agentd/agentd/internal/httpapi"
+	"github.com/agentd/agentd/internal/llm"
+	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/tenant"
+	"github.com/agentd/agentd/internal/tools"
+)
+
+// app is agentd wired together: the store, the pool and the HTTP API.
+type app struct {
+	cfg  Config
+	log  *zap.Logger
+	db   *boltdb.DB
+	pool *session.Pool
+	api  *httpapi.Server
+}
+
+// newApp opens the store and wires every part for cfg. Close it with close.
+func newApp(cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
+	if err := checkWritable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	db, err := boltdb.Open(filepath.Join(cfg.DataDir, "agentd.db"), boltdb.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	model, err := llm.NewClient(llm.Config{
+		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIKey, MaxAttempts: cfg.LLMMaxAttempts, Logger: log,
+	})
+	if err != nil {
+		db.Close()
+		return nil, usageError{err}
+	}
+	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, Logger: log})
+	toolCfg := tools.Config{ShellInactivityTimeout: cfg.ShellTimeout, MaxShellTimeout: 5 * cfg.ShellTimeout}
+	pool, err := session.NewPool(db.Sessions(), a, session.Hooks{
+		Assign: func(tenant, user string) (session.Assignment, error) {
+			return session.Assignment{Model: cfg.Model}, nil
+		},
+		Tools: func(s *session.Session, dir string) ([]agent.Tool, io.Closer, error) {
+			set, err := tools.New(dir, toolCfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return set.Tools(), set, nil
+		},
+		SystemPrompt: func(s *session.Session, dir string) (string, error) {
+			return basePrompt, nil
+		},
+		CheckModel: func(m string) error {
+			if slices.Contains(cfg.Models, m) {
+				return nil
+			}
+			return fmt.Errorf("%w: model %q is not in the catalog (OPENAI_MODEL and AGENTD_MODELS): %s", session.ErrInvalid, m, strings.Join(cfg.Models, ", "))
+		},
+	}, session.Config{
+		Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
+		TurnTimeout: cfg.TurnTimeout, Logger: log,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	api := httpapi.New(pool, keys, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
+	return &app{cfg: cfg, log: log, db: db, pool: pool, api: api}, nil
+}
+
+// shutdown drains the API, cancels and saves every running turn, then lets
+// srv's responses finish, all within the shutdown timeout.
+func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
+	a.api.Drain()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	err := a.pool.Shutdown(sctx) // cancel running turns, wait for their saves
+	if srv != nil {
+		err = errors.Join(err, srv.Shutdown(sctx)) // then let their responses finish
+	}
+	return err
+}
+
+// close releases the store; call it after shutdown.
+func (a *app) close() error { return a.db.Close() }
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel, stderr)
+	defer log.Sync()
+
+	keys, err := loadKeys(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	if fi, err := os.Stat(cfg.ConfigDir); err != nil || !fi.IsDir() {
+		return usageError{fmt.Errorf("config dir %s (AGENTD_CONFIG_DIR) is not a readable directory", cfg.ConfigDir)}
+	}
+	a, err := newApp(cfg, keys, log)
+	if err != nil {
+		return err
+	}
+	defer a.close() // last: after every turn has saved
+
+	ln, err := net.Listen("tcp", cfg.Addr) // a port clash fails here, not later
+	if err != nil {
+		_ = a.pool.Close()
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           a.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("http").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))),
+		// No ReadTimeout/WriteTimeout: a turn may stream for minutes. Body
+		// reads have their own deadline (httpapi).
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
+		zap.String("model", cfg.Model), zap.Strings("models", cfg.Models), zap.String("llm_base_url", cfg.OpenAIBaseURL),
+		zap.String("data", cfg.DataDir), zap.Int("api_keys", keys.Len()))
+
+	select {
+	case err := <-errc:
+		_ = a.pool.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	began := time.Now()
+	log.Info("signal received: draining", zap.String("shutdown_timeout", cfg.ShutdownTimeout.String()))
+	err = a.shutdown(ctx, srv)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		log.Error("shutdown incomplete", zap.Error(err), zap.String("took", time.Since(began).String()))
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped: every session saved", zap.String("took", time.Since(began).String()))
+	return nil
+}
+
+func loadKeys(cfg Config) (*tenant.Keys, error) {
+	keys, err := tenant.Parse(cfg.APIKeys)
+	if err != nil {
+		return nil, fmt.Errorf("AGENTD_API_KEYS: %w", err)
+	}
+	if cfg.APIKeysFile != "" {
+		f, err := os.Open(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE: %w", err)
+		}
+		defer f.Close()
+		fromFile, err := tenant.ParseFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE %s: %w", cfg.APIKeysFile, err)
+		}
+		if keys, err = keys.Merge(fromFile); err != nil {
+			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE %s: %w", cfg.APIKeysFile, err)
+		}
+	}
+	if keys.Len() == 0 {
+		return nil, errors.New("no API keys configured: set AGENTD_API_KEYS or AGENTD_API_KEYS_FILE")
+	}
+	return keys, nil
+}
+
+func newLogger(level string, w io.Writer) *zap.Logger {
+	lvl, _ := zapcore.ParseLevel(level)
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core)
+}
