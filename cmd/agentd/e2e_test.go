@@ -304,6 +304,38 @@ func TestCancelledTurn(t *testing.T) {
 	}
 }
 
+// TestModelEndpointFailures: a model endpoint that answers 500 or garbage
+// gives a turn with incomplete_reason llm_error and a clear error, and the
+// session stays valid and usable.
+func TestModelEndpointFailures(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	p := start(t, llm, t.TempDir(), "AGENTD_LLM_MAX_ATTEMPTS=2")
+	id := p.create(acmeKey)
+	for _, c := range []struct {
+		reply    llmtest.Reply
+		attempts int // a 500 is retried (AGENTD_LLM_MAX_ATTEMPTS=2), garbage is not
+		want     string
+	}{
+		{llmtest.Reply{Status: 500, ErrorMessage: "upstream exploded"}, 2, "HTTP 500 after 2 attempt(s)"},
+		{llmtest.Reply{RawBody: "<html>not json</html>"}, 1, "not an event stream"},
+	} {
+		for range c.attempts {
+			llm.Enqueue(c.reply)
+		}
+		r := p.turn(acmeKey, id, "hello?")
+		o := outcome(r)
+		if r.Status != 200 || o["incomplete_reason"] != "llm_error" || !strings.Contains(o["error"].(string), c.want) {
+			t.Errorf("turn against %+v = %d %s; want llm_error mentioning %q", c.reply, r.Status, r.Raw, c.want)
+		}
+	}
+	if r := p.turn(acmeKey, id, "better now?"); r.Body["reply"] != "echo: better now?" {
+		t.Errorf("turn after failures = %s", r.Raw)
+	}
+	if err := agent.Validate(p.messages(acmeKey, id)); err != nil {
+		t.Errorf("history invalid: %v", err)
+	}
+}
+
 func TestCappedTurn(t *testing.T) {
 	llm := llmtest.NewServer(t)
 	n := 0

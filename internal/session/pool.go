@@ -262,9 +262,10 @@ func (p *Pool) List(ctx context.Context, tenant string, q ListQuery) ([]Summary,
 	}
 	p.mu.Lock()
 	for i := range sums {
-		if e, ok := p.live[key(tenant, sums[i].ID)]; ok {
-			sums[i].Running = e.busy && e.cancel != nil
-		}
+		// A running turn always has a live entry; a stored in-flight mark
+		// without one is a turn cut off by a crash, recorded on next load.
+		e, ok := p.live[key(tenant, sums[i].ID)]
+		sums[i].Running = ok && e.cancel != nil
 	}
 	p.mu.Unlock()
 	return sums, next, nil
