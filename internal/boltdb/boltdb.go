@@ -22,6 +22,7 @@ var (
 	bucketSessions = []byte("sessions") // tenant \x00 id → session metadata JSON
 	bucketMessages = []byte("messages") // tenant \x00 id \x00 index(4 bytes BE) → message JSON
 	bucketTurns    = []byte("turns")    // tenant \x00 id \x00 index(4 bytes BE) → turn record JSON
+	bucketVersions = []byte("versions") // version number (8 bytes BE) → configuration version JSON
 	keySchema      = []byte("schema_version")
 )
 
@@ -77,7 +78,7 @@ func Open(path string, opts Options) (*DB, error) {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("schema version %q, this agentd reads %q", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns} {
+		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
