@@ -34,6 +34,7 @@ func benchApp(b *testing.B, llmURL string, edit func(*Config)) *app {
 		Addr: "127.0.0.1:0", DataDir: b.TempDir(), OpenAIBaseURL: llmURL, Model: "bench-model", Models: []string{"bench-model"},
 		LLMMaxAttempts: 1, ShutdownTimeout: 30 * time.Second, TurnTimeout: 10 * time.Minute, MaxIterations: 100,
 		SessionTTL: 30 * time.Minute, MaxLiveSessions: 500, MaxBodyBytes: 1 << 20, ShellTimeout: 2 * time.Minute,
+		ConfigDir: "../..", ConfigPoll: time.Hour,
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -42,7 +43,7 @@ func benchApp(b *testing.B, llmURL string, edit func(*Config)) *app {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := newApp(cfg, keys, zap.NewNop())
+	a, err := newApp(context.Background(), cfg, keys, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type option struct {
 	def   string
 	arg   string // placeholder in the help
 	usage string
-	apply func(c *Config, v string) error
+	apply func(v string) error
 }
 
 // Config is what `agentd serve` runs with.
@@ -50,13 +50,14 @@ type Config struct {
 	MaxLiveSessions int
 	MaxBodyBytes    int64
 	ShellTimeout    time.Duration
+	ConfigPoll      time.Duration
 	LogLevel        string
 }
 
-func serveOptions() []option {
+func serveOptions(c *Config) []option {
 	return []option{
 		{flag: "addr", env: "AGENTD_ADDR", def: ":8080", arg: "ADDR", usage: "address the HTTP API listens on",
-			apply: func(c *Config, v string) error {
+			apply: func(v string) error {
 				if _, _, err := net.SplitHostPort(v); err != nil {
 					return fmt.Errorf("want host:port, e.g. :8080 or 127.0.0.1:8080: %v", err)
 				}
@@ -64,13 +65,13 @@ func serveOptions() []option {
 				return nil
 			}},
 		{flag: "data", env: "AGENTD_DATA", def: "/data", arg: "DIR", usage: "data directory: agentd.db and the session workspaces (must be writable)",
-			apply: func(c *Config, v string) error { c.DataDir = v; return nonEmpty(v) }},
+			apply: func(v string) error { c.DataDir = v; return nonEmpty(v) }},
 		{flag: "config-dir", env: "AGENTD_CONFIG_DIR", def: ".", arg: "DIR", usage: "directory of AGENTAO.md, skills/ and .agentao/ (read-only is fine)",
-			apply: func(c *Config, v string) error { c.ConfigDir = v; return nonEmpty(v) }},
+			apply: func(v string) error { c.ConfigDir = v; return nonEmpty(v) }},
 		{env: "OPENAI_API_KEY", usage: "API key of the model endpoint (may be empty for local servers such as Ollama or vLLM)",
-			apply: func(c *Config, v string) error { c.OpenAIKey = v; return nil }},
+			apply: func(v string) error { c.OpenAIKey = v; return nil }},
 		{flag: "openai-base-url", env: "OPENAI_BASE_URL", def: "https://api.openai.com/v1", arg: "URL", usage: "OpenAI-compatible API root, e.g. http://localhost:11434/v1 for Ollama",
-			apply: func(c *Config, v string) error {
+			apply: func(v string) error {
 				u, err := url.Parse(v)
 				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					return fmt.Errorf("want an http:// or https:// URL, got %q", v)
@@ -79,7 +80,7 @@ func serveOptions() []option {
 				return nil
 			}},
 		{flag: "model", env: "OPENAI_MODEL", arg: "ID", usage: "model new sessions use (required)",
-			apply: func(c *Config, v string) error {
+			apply: func(v string) error {
 				if strings.TrimSpace(v) == "" {
 					return errors.New("is required: the model id new sessions use, e.g. gpt-4o or llama3.1")
 				}
@@ -87,7 +88,7 @@ func serveOptions() []option {
 				return nil
 			}},
 		{flag: "models", env: "AGENTD_MODELS", arg: "IDS", usage: "other model ids clients may switch a session to, comma-separated",
-			apply: func(c *Config, v string) error {
+			apply: func(v string) error {
 				for _, m := range strings.Split(v, ",") {
 					if m = strings.TrimSpace(m); m != "" {
 						c.Models = append(c.Models, m)
@@ -96,40 +97,45 @@ func serveOptions() []option {
 				return nil
 			}},
 		{env: "AGENTD_API_KEYS", usage: `API keys as "key=tenant[:role],..." (role user or admin; keys of 16+ characters)`,
-			apply: func(c *Config, v string) error { c.APIKeys = v; return nil }},
+			apply: func(v string) error { c.APIKeys = v; return nil }},
 		{flag: "api-keys-file", env: "AGENTD_API_KEYS_FILE", arg: "FILE", usage: `file of API keys, one "key=tenant[:role]" per line (# comments), e.g. a mounted Secret`,
-			apply: func(c *Config, v string) error { c.APIKeysFile = v; return nil }},
+			apply: func(v string) error { c.APIKeysFile = v; return nil }},
 		{flag: "llm-max-attempts", env: "AGENTD_LLM_MAX_ATTEMPTS", def: "5", arg: "N", usage: "HTTP attempts per LLM call, retries included (1-10)",
-			apply: func(c *Config, v string) (err error) { c.LLMMaxAttempts, err = intIn(v, 1, 10); return }},
+			apply: func(v string) (err error) { c.LLMMaxAttempts, err = intIn(v, 1, 10); return }},
 		{flag: "shutdown-timeout", env: "AGENTD_SHUTDOWN_TIMEOUT", def: "8s", arg: "DUR", usage: "time to cancel, save and exit after SIGTERM; keep it under the grace period (Docker 10s)",
-			apply: func(c *Config, v string) (err error) {
+			apply: func(v string) (err error) {
 				c.ShutdownTimeout, err = durIn(v, 100*time.Millisecond, 10*time.Minute)
 				return
 			}},
 		{flag: "turn-timeout", env: "AGENTD_TURN_TIMEOUT", def: "10m", arg: "DUR", usage: "wall-clock limit of one turn; it ends cancelled with reason timeout",
-			apply: func(c *Config, v string) (err error) {
+			apply: func(v string) (err error) {
 				c.TurnTimeout, err = durIn(v, time.Second, 24*time.Hour)
 				return
 			}},
 		{flag: "max-iterations", env: "AGENTD_MAX_ITERATIONS", def: "100", arg: "N", usage: "LLM calls per turn before it ends with incomplete_reason max_iterations",
-			apply: func(c *Config, v string) (err error) { c.MaxIterations, err = intIn(v, 1, 1000); return }},
+			apply: func(v string) (err error) { c.MaxIterations, err = intIn(v, 1, 1000); return }},
 		{flag: "session-ttl", env: "AGENTD_SESSION_TTL", def: "30m", arg: "DUR", usage: "idle time before a session leaves memory (it stays on disk)",
-			apply: func(c *Config, v string) (err error) {
+			apply: func(v string) (err error) {
 				c.SessionTTL, err = durIn(v, time.Second, 30*24*time.Hour)
 				return
 			}},
 		{flag: "max-live-sessions", env: "AGENTD_MAX_LIVE_SESSIONS", def: "500", arg: "N", usage: "sessions kept in memory; the least recently used leave first",
-			apply: func(c *Config, v string) (err error) { c.MaxLiveSessions, err = intIn(v, 1, 1_000_000); return }},
+			apply: func(v string) (err error) { c.MaxLiveSessions, err = intIn(v, 1, 1_000_000); return }},
 		{flag: "max-body-bytes", env: "AGENTD_MAX_BODY_BYTES", def: "1048576", arg: "N", usage: "largest request body; larger ones get 413 body_too_large",
-			apply: func(c *Config, v string) error {
+			apply: func(v string) error {
 				n, err := intIn(v, 1024, 64<<20)
 				c.MaxBodyBytes = int64(n)
 				return err
 			}},
 		{flag: "shell-timeout", env: "AGENTD_SHELL_TIMEOUT", def: "120s", arg: "DUR", usage: "run_shell_command inactivity timeout (the model may ask for up to 5x)",
-			apply: func(c *Config, v string) (err error) { c.ShellTimeout, err = durIn(v, time.Second, time.Hour); return }},
+			apply: func(v string) (err error) { c.ShellTimeout, err = durIn(v, time.Second, time.Hour); return }},
+		{flag: "config-poll", env: "AGENTD_CONFIG_POLL", def: "2s", arg: "DUR", usage: "how often .agentao/canary.json is checked for changes (SIGHUP checks at once)",
+			apply: func(v string) (err error) {
+				c.ConfigPoll, err = durIn(v, 100*time.Millisecond, time.Hour)
+				return
+			}},
 		{flag: "log-level", env: "AGENTD_LOG_LEVEL", def: "info", arg: "LEVEL", usage: "debug, info, warn or error",
-			apply: func(c *Config, v string) error {
+			apply: func(v string) error {
 				switch v {
 				case "debug", "info", "warn", "error":
 					c.LogLevel = v
@@ -165,12 +171,18 @@ func durIn(v string, lo, hi time.Duration) (time.Duration, error) {
 
 // parseOptions applies defaults, then the environment, then flags, and
 // reports every bad value at once.
-func parseOptions(name, summary string, opts []option, args []string, getenv func(string) string, stdout io.Writer, cfg *Config) error {
+func parseOptions(name, summary string, opts []option, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	vals := map[string]*string{}
 	for _, o := range opts {
-		if o.flag != "" {
+		switch {
+		case o.flag == "":
+		case o.arg == "BOOL": // --json alone means true
+			v := new(string)
+			vals[o.flag] = v
+			fs.BoolFunc(o.flag, o.usage, func(s string) error { *v = s; return nil })
+		default:
 			vals[o.flag] = fs.String(o.flag, "", o.usage)
 		}
 	}
@@ -196,9 +208,9 @@ func parseOptions(name, summary string, opts []option, args []string, getenv fun
 		if o.flag != "" && given[o.flag] {
 			v, from = *vals[o.flag], "--"+o.flag
 		}
-		if err := o.apply(cfg, v); err != nil {
-			if o.env == "AGENTD_API_KEYS" || o.env == "OPENAI_API_KEY" {
-				err = errors.New("is invalid") // never echo a secret
+		if err := o.apply(v); err != nil {
+			if o.flag == "" { // environment-only settings are secrets: never echo them
+				err = errors.New("is invalid")
 			}
 			errs = append(errs, fmt.Errorf("%s (%s): %w", displayName(o), from, err))
 		}
@@ -247,7 +259,7 @@ func printHelp(w io.Writer, name, summary string, opts []option) {
 // parseServe builds and validates the serve configuration.
 func parseServe(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
 	var cfg Config
-	err := parseOptions("serve", serveSummary, serveOptions(), args, getenv, stdout, &cfg)
+	err := parseOptions("serve", serveSummary, serveOptions(&cfg), args, getenv, stdout)
 	var ue usageError
 	if err != nil && !errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
 		return cfg, err

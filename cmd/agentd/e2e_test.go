@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 const (
 	acmeKey   = "acme-key-0123456789"
 	globexKey = "globex-key-012345678"
+	opsKey    = "ops-admin-key-0123456"
 )
 
 // proc is a running agentd.
@@ -90,7 +91,8 @@ func start(t *testing.T, llm *llmtest.Server, dataDir string, env ...string) *pr
 		"OPENAI_API_KEY=sk-test-not-a-real-key",
 		"OPENAI_MODEL=stable-model",
 		"AGENTD_MODELS=canary-model",
-		"AGENTD_API_KEYS=" + acmeKey + "=acme," + globexKey + "=globex",
+		"AGENTD_API_KEYS=" + acmeKey + "=acme," + globexKey + "=globex," + opsKey + "=ops:admin",
+		"AGENTD_CONFIG_POLL=100ms",
 		"AGENTD_LLM_MAX_ATTEMPTS=1",
 	}, env...)
 	pr, pw := io.Pipe()
@@ -158,7 +160,7 @@ type reply struct {
 
 func (p *proc) do(method, path, key, body string) reply {
 	p.t.Helper()
-	req, err := http.NewRequest(method, p.url+path, strings.NewReader(body))
+	req, err := httpRequest(method, p.url+path, body)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -166,12 +168,22 @@ func (p *proc) do(method, path, key, body string) reply {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("X-Agentd-User", "alice")
-	if body != "" {
+	return p.send(req)
+}
+
+func httpRequest(method, url, body string) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err == nil && body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return req, err
+}
+
+func (p *proc) send(req *http.Request) reply {
+	p.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v", method, path, err)
+		p.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)

@@ -11,9 +11,9 @@ import (
 
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg Config
-	opts := []option{serveOptions()[0]} // --addr / AGENTD_ADDR
+	opts := []option{serveOptions(&cfg)[0]} // --addr / AGENTD_ADDR
 	summary := "Checks a local agentd: GET http://127.0.0.1:PORT/healthz with PORT from --addr.\nExit status 0 if it answers 200, 1 otherwise. Used by the container HEALTHCHECK."
-	if err := parseOptions("healthcheck", summary, opts, args, getenv, stdout, &cfg); err != nil {
+	if err := parseOptions("healthcheck", summary, opts, args, getenv, stdout); err != nil {
 		return err
 	}
 	host, port, _ := net.SplitHostPort(cfg.Addr)

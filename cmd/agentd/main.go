@@ -49,6 +49,8 @@ Usage: agentd <command> [flags]
 Commands:
   serve        run the HTTP API (the main job)
   healthcheck  GET /healthz of a local agentd; exit 0 if healthy, 1 if not
+  canary       show, explain or change the canary configuration of a running agentd
+  rollback     halt a canary variant, or return to an earlier configuration version
   version      print the version
 
 Run "agentd <command> --help" for a command's flags and environment variables.
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
+	case "canary":
+		return canaryCmd(ctx, rest, getenv, stdout, stderr)
+	case "rollback":
+		return rollbackCmd(ctx, rest, getenv, stdout)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "agentd %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

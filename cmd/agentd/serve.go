@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,17 +25,19 @@ import (
 	"github.com/agentd/agentd/internal/tools"
 )
 
-// app is agentd wired together: the store, the pool and the HTTP API.
+// app is agentd wired together: the store, the canary control, the pool
+// and the HTTP API.
 type app struct {
 	cfg  Config
 	log  *zap.Logger
 	db   *boltdb.DB
+	ctl  *control
 	pool *session.Pool
 	api  *httpapi.Server
 }
 
 // newApp opens the store and wires every part for cfg. Close it with close.
-func newApp(cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
+func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
 	if err := checkWritable(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -50,12 +52,18 @@ func newApp(cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
 		db.Close()
 		return nil, usageError{err}
 	}
+	gov := &governance{dir: cfg.ConfigDir, model: cfg.Model, models: cfg.Models}
+	ctl, err := newControl(ctx, cfg, db, gov, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, Logger: log})
 	toolCfg := tools.Config{ShellInactivityTimeout: cfg.ShellTimeout, MaxShellTimeout: 5 * cfg.ShellTimeout}
 	pool, err := session.NewPool(db.Sessions(), a, session.Hooks{
-		Assign: func(tenant, user string) (session.Assignment, error) {
-			return session.Assignment{Model: cfg.Model}, nil
-		},
+		Assign:  ctl.assign,
+		Rebind:  ctl.rebind,
+		Observe: ctl.observe,
 		Tools: func(s *session.Session, dir string) ([]agent.Tool, io.Closer, error) {
 			set, err := tools.New(dir, toolCfg)
 			if err != nil {
@@ -66,22 +74,21 @@ func newApp(cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
 		SystemPrompt: func(s *session.Session, dir string) (string, error) {
 			return basePrompt, nil
 		},
-		CheckModel: func(m string) error {
-			if slices.Contains(cfg.Models, m) {
-				return nil
-			}
-			return fmt.Errorf("%w: model %q is not in the catalog (OPENAI_MODEL and AGENTD_MODELS): %s", session.ErrInvalid, m, strings.Join(cfg.Models, ", "))
-		},
+		CheckModel: ctl.checkModel,
 	}, session.Config{
 		Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
 		TurnTimeout: cfg.TurnTimeout, Logger: log,
 	})
 	if err != nil {
+		ctl.close()
 		db.Close()
 		return nil, err
 	}
-	api := httpapi.New(pool, keys, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
-	return &app{cfg: cfg, log: log, db: db, pool: pool, api: api}, nil
+	api := httpapi.New(pool, keys, httpapi.Config{
+		MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
+		Admin: httpapi.Admin{History: ctl.history, Guard: ctl.guard},
+	})
+	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, api: api}, nil
 }
 
 // shutdown drains the API, cancels and saves every running turn, then lets
@@ -97,8 +104,11 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 	return err
 }
 
-// close releases the store; call it after shutdown.
-func (a *app) close() error { return a.db.Close() }
+// close stops the control and releases the store; call it after shutdown.
+func (a *app) close() error {
+	a.ctl.close()
+	return a.db.Close()
+}
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseServe(args, getenv, stdout)
@@ -115,11 +125,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if fi, err := os.Stat(cfg.ConfigDir); err != nil || !fi.IsDir() {
 		return usageError{fmt.Errorf("config dir %s (AGENTD_CONFIG_DIR) is not a readable directory", cfg.ConfigDir)}
 	}
-	a, err := newApp(cfg, keys, log)
+	a, err := newApp(ctx, cfg, keys, log)
 	if err != nil {
 		return err
 	}
 	defer a.close() // last: after every turn has saved
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	a.ctl.watch(cfg.ConfigPoll, hup)
 
 	ln, err := net.Listen("tcp", cfg.Addr) // a port clash fails here, not later
 	if err != nil {

@@ -60,7 +60,6 @@ func TestParseErrors(t *testing.T) {
 			[]string{`rules.variants[1].name: duplicate variant name "a"`}},
 		{"three decimals", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2","percent":1.234}]}}`, []string{"rules.variants[0].percent: 1.234"}},
 		{"negative percent", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2","percent":-1}]}}`, []string{"rules.variants[0].percent"}},
-		{"variant taking nobody", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2"}]}}`, []string{"rules.variants[0]: takes no users"}},
 		{"bad halted", `{"halted":["model","rules/nope"]}`, []string{`halted[0]: "model"`, `halted[1]: no variant "nope" in rules`}},
 		{"bad guard", `{"guard":{"tool_failure_rate":1.5,"min_samples":-1}}`, []string{"guard.tool_failure_rate", "guard.min_samples"}},
 	}

@@ -152,10 +152,12 @@ func (d *Document) setSpec(dim Dimension, s *Spec) {
 }
 
 // Known tells what values exist for validation: Exists(dim, value) is
-// consulted for every dimension but the model, which the document's own
-// models catalog decides. Defaults fill dimensions the document omits.
+// consulted for every dimension but the model, which the document's models
+// catalog decides (Models when the document has none). Defaults fill
+// dimensions the document omits.
 type Known struct {
 	Defaults [numDimensions]string
+	Models   []string
 	Exists   func(dim Dimension, value string) error
 }
 
@@ -225,6 +227,9 @@ func Compile(doc Document, known Known) (*Policy, error) {
 		}
 		seenModel[m] = true
 	}
+	if len(p.models) == 0 {
+		p.models = slices.Clone(known.Models)
+	}
 	if len(p.models) == 0 && known.Defaults[Model] != "" {
 		p.models = []string{known.Defaults[Model]}
 	}
@@ -293,9 +298,6 @@ func Compile(doc Document, known Known) (*Policy, error) {
 			total += bp
 			if bp > 0 {
 				growing = append(growing, i)
-			}
-			if len(v.Users) == 0 && bp == 0 {
-				bad(field, "takes no users: give it a percent or users")
 			}
 			for j, u := range v.Users {
 				if strings.TrimSpace(u) == "" {

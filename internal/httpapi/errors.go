@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentd/agentd/internal/rollback"
 	"github.com/agentd/agentd/internal/session"
 )
 
@@ -24,6 +25,11 @@ const (
 	CodeSessionBusy          = "session_busy"           // 409 a turn is already running in the session
 	CodeBodyTooLarge         = "body_too_large"         // 413 the body is over the limit
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415 the body is not application/json
+	CodePreconditionFailed   = "precondition_failed"    // 412 If-Match does not name the current version
+	CodePreconditionRequired = "precondition_required"  // 428 a change of the configuration needs If-Match
+	CodeReasonRequired       = "reason_required"        // 400 a configuration change needs a reason
+	CodeInvalidConfig        = "invalid_config"         // 400 the configuration does not validate; nothing changed
+	CodeUnknownVariant       = "unknown_variant"        // 404 no such variant in that dimension
 	CodeInternal             = "internal"               // 500 see the server log
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
 )
@@ -55,6 +61,16 @@ func classify(err error) (int, string, string) {
 		return http.StatusConflict, CodeSessionBusy, "a turn is already running in this session; wait for it or cancel it"
 	case errors.Is(err, session.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeShuttingDown, "agentd is shutting down; retry on another replica"
+	case errors.Is(err, rollback.ErrConflict):
+		return http.StatusPreconditionFailed, CodePreconditionFailed, err.Error()
+	case errors.Is(err, rollback.ErrReasonRequired):
+		return http.StatusBadRequest, CodeReasonRequired, "a reason is required"
+	case errors.Is(err, rollback.ErrInvalid):
+		return http.StatusBadRequest, CodeInvalidConfig, err.Error()
+	case errors.Is(err, rollback.ErrUnknownVariant):
+		return http.StatusNotFound, CodeUnknownVariant, err.Error()
+	case errors.Is(err, rollback.ErrNotFound):
+		return http.StatusNotFound, CodeNotFound, err.Error()
 	case errors.Is(err, session.ErrInvalid):
 		return http.StatusBadRequest, CodeInvalidRequest, err.Error()
 	default:

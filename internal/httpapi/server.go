@@ -35,7 +35,9 @@ type Config struct {
 	// Heartbeat is the interval of SSE comment lines that keep proxies from
 	// closing a quiet stream. Default 15 s.
 	Heartbeat time.Duration
-	Logger    *zap.Logger
+	// Admin enables /v1/admin (admin keys only).
+	Admin  Admin
+	Logger *zap.Logger
 }
 
 // Defaults of Config.
@@ -109,6 +111,7 @@ func (s *Server) routes() chi.Router {
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
 		})
+		r.Route("/admin", s.adminRoutes)
 		r.Route("/sessions", func(r chi.Router) {
 			r.With(s.refuseWhileDraining).Post("/", s.createSession)
 			r.Get("/", s.listSessions)

@@ -59,8 +59,10 @@ func (e *env) open() {
 	e.h, err = rollback.Open(context.Background(), rollback.Config{
 		Store: db.Versions(), Router: e.router, Known: func() canary.Known { return known },
 		ReadFile: func() ([]byte, error) { return os.ReadFile(filepath.Join(e.dir, "canary.json")) },
-		Hashes:   func(p *canary.Policy) map[string]string { return map[string]string{"rules/" + p.Stable(canary.Rules): "sha256:0011223344556677"} },
-		Logger:   zaptest.NewLogger(e.t),
+		Hashes: func(p *canary.Policy) map[string]string {
+			return map[string]string{"rules/" + p.Stable(canary.Rules): "sha256:0011223344556677"}
+		},
+		Logger: zaptest.NewLogger(e.t),
 	})
 	if err != nil {
 		e.t.Fatal(err)

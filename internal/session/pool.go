@@ -79,6 +79,10 @@ type Hooks struct {
 	CheckModel func(model string) error
 	// Observe sees every finished turn (metrics, the rollback guard).
 	Observe func(s Summary, rec TurnRecord)
+	// Rebind runs at every turn boundary, before the turn: it may change
+	// the session's assignment and model (a halted canary variant moves its
+	// sessions to stable; the history is kept) and says what it did.
+	Rebind func(s *Session) (changes []string)
 }
 
 // Config tunes a Pool.
@@ -388,6 +392,12 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	e.mu.Lock()
 	s := e.sess
 	dir := p.Dir(s.Tenant, s.ID)
+	if p.hooks.Rebind != nil {
+		if changes := p.hooks.Rebind(s); len(changes) > 0 {
+			p.log.Warn("session moved off a halted variant", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant),
+				zap.String("user", s.User), zap.Strings("changes", changes))
+		}
+	}
 	if e.tools == nil {
 		tools, closer, err := p.hooks.Tools(s, dir)
 		if err != nil {

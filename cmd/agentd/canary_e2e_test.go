@@ -1,0 +1,362 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/llm/llmtest"
+)
+
+// configDir makes a config tree whose .agentao/canary.json is doc.
+func configDir(t *testing.T, doc string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeCanary(t, dir, doc)
+	return dir
+}
+
+func writeCanary(t *testing.T, dir, doc string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, ".agentao"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".agentao", "canary.json"), []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createAs creates a session for an end user.
+func (p *proc) createAs(key, user string) (id string, assignment map[string]any) {
+	p.t.Helper()
+	r := p.doAs("POST", "/v1/sessions", key, "", user)
+	if r.Status != 201 {
+		p.t.Fatalf("create session = %d %s", r.Status, r.Raw)
+	}
+	return r.Body["id"].(string), r.Body["assignment"].(map[string]any)
+}
+
+func (p *proc) doAs(method, path, key, body, user string) reply {
+	p.t.Helper()
+	req, _ := httpRequest(method, p.url+path, body)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Agentd-User", user)
+	return p.send(req)
+}
+
+// cli runs an agentd client command against p with the admin key.
+func (p *proc) cli(args ...string) (string, error) {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = []string{"AGENTD_SERVER=" + p.url, "AGENTD_ADMIN_KEY=" + opsKey}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// lastModel is the model of the fake LLM's last request.
+func lastModel(llm *llmtest.Server) string {
+	reqs := llm.Requests()
+	return reqs[len(reqs)-1].Model
+}
+
+const betaConfig = `{
+  "models": ["stable-model", "canary-model"],
+  "model": {"stable": "stable-model", "variants": [
+    {"name": "beta", "value": "canary-model", "users": ["alice"], "tenants": ["acme"]}]}
+}`
+
+func TestCanaryRoutesUsersAndExplains(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+configDir(t, betaConfig))
+	aliceID, a := p.createAs(acmeKey, "alice")
+	if a["model"] != "canary-model" || a["variants"].(map[string]any)["model"] != "beta" {
+		t.Errorf("alice's assignment = %v; want the beta variant's model", a)
+	}
+	bobID, b := p.createAs(acmeKey, "bob")
+	if b["model"] != "stable-model" || b["variants"] != nil {
+		t.Errorf("bob's assignment = %v; want stable", b)
+	}
+	p.turn(acmeKey, aliceID, "hi")
+	if m := lastModel(llm); m != "canary-model" {
+		t.Errorf("alice's turn went to %q; want canary-model", m)
+	}
+	p.turn(acmeKey, bobID, "hi")
+	if m := lastModel(llm); m != "stable-model" {
+		t.Errorf("bob's turn went to %q; want stable-model", m)
+	}
+	// Explain, over HTTP and through the CLI.
+	r := p.do("GET", "/v1/admin/canary/assignment?tenant=acme&user=alice", opsKey, "")
+	if r.Status != 200 || !strings.Contains(r.Raw, "allowlist: beta lists user alice") {
+		t.Errorf("explain = %d %s", r.Status, r.Raw)
+	}
+	if r := p.do("GET", "/v1/admin/canary/assignment?tenant=acme&user=alice", acmeKey, ""); r.Status != 403 {
+		t.Errorf("explain with a user key = %d; want 403", r.Status)
+	}
+	out, err := p.cli("canary", "explain", "--tenant", "globex", "--user", "alice")
+	if err != nil || !strings.Contains(out, "tenant filter: globex is not in beta's tenants [acme]") || !strings.Contains(out, "stable-model") {
+		t.Errorf("agentd canary explain: %v\n%s", err, out)
+	}
+	out, err = p.cli("canary", "status")
+	if err != nil || !strings.Contains(out, "model/beta") || !strings.Contains(out, "live") {
+		t.Errorf("agentd canary status: %v\n%s", err, out)
+	}
+}
+
+func TestCanaryPutIsValidatedAndVersioned(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	dir := configDir(t, betaConfig)
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir)
+	cur := p.do("GET", "/v1/admin/canary", opsKey, "")
+	version := cur.Body["version"].(float64)
+	put := func(doc, ifMatch, why string) reply {
+		req, _ := httpRequest("PUT", p.url+"/v1/admin/canary", doc)
+		req.Header.Set("Authorization", "Bearer "+opsKey)
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		if why != "" {
+			req.Header.Set("X-Agentd-Reason", why)
+		}
+		return p.send(req)
+	}
+	match := fmt.Sprintf(`"%v"`, version)
+	for _, c := range []struct {
+		name, doc, ifMatch, why string
+		status                  int
+		code                    string
+	}{
+		{"unknown model", strings.Replace(betaConfig, `"value": "canary-model"`, `"value": "gpt-9"`, 1), match, "try", 400, "invalid_config"},
+		{"unknown dimension", `{"temperature": {"stable": "1"}}`, match, "try", 400, "invalid_config"},
+		{"percent over 100", strings.Replace(betaConfig, `"users": ["alice"]`, `"percent": 101`, 1), match, "try", 400, "invalid_config"},
+		{"stale If-Match", betaConfig, `"999"`, "try", 412, "precondition_failed"},
+		{"no If-Match", betaConfig, "", "try", 428, "precondition_required"},
+		{"no reason", betaConfig, match, "", 400, "reason_required"},
+	} {
+		r := put(c.doc, c.ifMatch, c.why)
+		if r.Status != c.status || r.Body["error"].(map[string]any)["code"] != c.code {
+			t.Errorf("%s: PUT = %d %s; want %d %s", c.name, r.Status, r.Raw, c.status, c.code)
+		}
+	}
+	after := p.do("GET", "/v1/admin/canary", opsKey, "")
+	if after.Body["version"] != version || after.Body["differs_from_file"] != false {
+		t.Fatalf("rejected PUTs changed the configuration: %s", after.Raw)
+	}
+	if _, a := p.createAs(acmeKey, "alice"); a["model"] != "canary-model" {
+		t.Errorf("after rejected PUTs alice gets %v", a)
+	}
+	// A good PUT becomes a version, served at once.
+	good := strings.Replace(betaConfig, `"users": ["alice"]`, `"users": ["bob"]`, 1)
+	r := put(good, match, "move the beta to bob")
+	if r.Status != 200 || r.Body["version"].(float64) != version+1 || r.Body["actor"] != "ops" {
+		t.Fatalf("good PUT = %d %s", r.Status, r.Raw)
+	}
+	if _, a := p.createAs(acmeKey, "bob"); a["model"] != "canary-model" {
+		t.Errorf("after the PUT bob gets %v", a)
+	}
+	st := p.do("GET", "/v1/admin/canary", opsKey, "")
+	if st.Body["differs_from_file"] != true {
+		t.Errorf("status after an API change = %s; want differs_from_file", st.Raw)
+	}
+	// A file change becomes a new version as usual (the watcher polls).
+	writeCanary(t, dir, strings.Replace(betaConfig, `"users": ["alice"]`, `"users": ["carol"]`, 1))
+	waitFor(t, func() bool { return p.do("GET", "/v1/admin/canary", opsKey, "").Body["version"].(float64) == version+2 })
+	// An invalid file is reported and changes nothing.
+	writeCanary(t, dir, `{"model": {"stable": "nope"}}`)
+	waitFor(t, func() bool { return p.do("GET", "/v1/admin/canary", opsKey, "").Body["file_error"] != nil })
+	if _, a := p.createAs(acmeKey, "carol"); a["model"] != "canary-model" {
+		t.Errorf("after an invalid file carol gets %v; the last good configuration must keep serving", a)
+	}
+	vs := p.do("GET", "/v1/admin/versions", opsKey, "")
+	list := vs.Body["versions"].([]any)
+	if len(list) != int(version)+2 || list[0].(map[string]any)["kind"] != "file" || list[1].(map[string]any)["reason"] != "move the beta to bob" {
+		t.Errorf("versions = %s", vs.Raw)
+	}
+	if r := p.do("GET", "/v1/admin/versions/1", opsKey, ""); r.Status != 200 || r.Body["version"] != 1.0 {
+		t.Errorf("version 1 = %d %s", r.Status, r.Raw)
+	}
+	if r := p.do("GET", "/v1/admin/versions/99", opsKey, ""); r.Status != 404 {
+		t.Errorf("version 99 = %d; want 404", r.Status)
+	}
+}
+
+// TestManualRollback halts a variant with the CLI: new sessions of its
+// users get stable, and a session pinned to it moves to stable at its next
+// turn with its history kept. The halt survives a restart; returning to an
+// earlier version brings the variant back.
+func TestManualRollback(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	data := t.TempDir()
+	dir := configDir(t, betaConfig)
+	p := start(t, llm, data, "AGENTD_CONFIG_DIR="+dir)
+	id, _ := p.createAs(acmeKey, "alice")
+	p.turn(acmeKey, id, "first")
+	before := p.do("GET", "/v1/admin/canary", opsKey, "").Body["version"].(float64)
+	if out, err := p.cli("rollback", "--dimension", "model", "--variant", "beta"); err == nil || !strings.Contains(out, "reason") {
+		t.Errorf("rollback without a reason: %v\n%s", err, out)
+	}
+	began := time.Now()
+	out, err := p.cli("rollback", "--dimension", "model", "--variant", "beta", "--reason", "beta answers regressed")
+	if err != nil || !strings.Contains(out, "is now served") {
+		t.Fatalf("agentd rollback: %v\n%s", err, out)
+	}
+	r := p.turn(acmeKey, id, "second")
+	t.Logf("manual rollback to the first turn on stable: %v", time.Since(began))
+	if m := lastModel(llm); m != "stable-model" || r.Body["model"] != "stable-model" {
+		t.Errorf("the pinned session's next turn went to %q; want stable-model", m)
+	}
+	if msgs := p.messages(acmeKey, id); len(msgs) != 4 {
+		t.Errorf("history after the move has %d messages; want 4 (kept)", len(msgs))
+	}
+	if _, a := p.createAs(acmeKey, "alice"); a["model"] != "stable-model" {
+		t.Errorf("a new session of alice after the halt = %v; want stable", a)
+	}
+	// The halt survives a restart.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(15 * time.Second)
+	p = start(t, llm, data, "AGENTD_CONFIG_DIR="+dir)
+	if _, a := p.createAs(acmeKey, "alice"); a["model"] != "stable-model" {
+		t.Errorf("after a restart alice gets %v; the halt must stay", a)
+	}
+	out, err = p.cli("rollback", "--to", fmt.Sprint(before), "--reason", "fixed upstream")
+	if err != nil {
+		t.Fatalf("rollback --to: %v\n%s", err, out)
+	}
+	if _, a := p.createAs(acmeKey, "alice"); a["model"] != "canary-model" {
+		t.Errorf("after returning to version %v alice gets %v", before, a)
+	}
+	if r := p.doAs("POST", "/v1/admin/rollback", acmeKey, `{"dimension":"model","variant":"beta","reason":"x"}`, "u"); r.Status != 403 {
+		t.Errorf("rollback with a user key = %d; want 403", r.Status)
+	}
+	if r := p.do("POST", "/v1/admin/rollback", opsKey, `{"dimension":"model","variant":"nope","reason":"x"}`); r.Status != 404 {
+		t.Errorf("rollback of an unknown variant = %d %s; want 404", r.Status, r.Raw)
+	}
+}
+
+// TestGuardHaltsAFailingVariant: a canary variant on a model the fake LLM
+// answers with HTTP 500 is halted by the guard after min_samples turns; its
+// pinned sessions' next turns use the stable model; the history shows the
+// automatic version with its numbers.
+func TestGuardHaltsAFailingVariant(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	llm.SetResponder(func(r llmtest.Request) llmtest.Reply {
+		if r.Model == "canary-model" {
+			return llmtest.Reply{Status: 500, ErrorMessage: "canary model is broken"}
+		}
+		return llmtest.DefaultResponder(r)
+	})
+	cfg := `{"models": ["stable-model", "canary-model"],
+	  "model": {"stable": "stable-model", "variants": [{"name": "broken", "value": "canary-model", "percent": 50}]},
+	  "guard": {"min_samples": 8, "window": 20}}`
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+configDir(t, cfg))
+	var canaryIDs, stableIDs []string
+	for i := 0; len(canaryIDs) < 10 || len(stableIDs) < 10; i++ {
+		id, a := p.createAs(acmeKey, fmt.Sprint("user-", i))
+		if a["model"] == "canary-model" {
+			canaryIDs = append(canaryIDs, id)
+		} else {
+			stableIDs = append(stableIDs, id)
+		}
+	}
+	for _, id := range stableIDs {
+		if r := p.turn(acmeKey, id, "ok?"); outcome(r)["incomplete_reason"] != nil {
+			t.Fatalf("stable turn failed: %s", r.Raw)
+		}
+	}
+	halted := func() bool {
+		for _, v := range p.do("GET", "/v1/admin/canary", opsKey, "").Body["variants"].([]any) {
+			if v.(map[string]any)["halted"] == true {
+				return true
+			}
+		}
+		return false
+	}
+	for i, id := range canaryIDs[:8] {
+		r := p.turn(acmeKey, id, "hello")
+		if outcome(r)["incomplete_reason"] != "llm_error" {
+			t.Fatalf("canary turn %d = %s; want llm_error", i, r.Raw)
+		}
+		if i < 7 && halted() {
+			t.Fatalf("halted after %d turns; min_samples is 8", i+1)
+		}
+	}
+	waitFor(t, halted)
+	vs := p.do("GET", "/v1/admin/versions?limit=1", opsKey, "").Body["versions"].([]any)
+	v := vs[0].(map[string]any)
+	if v["actor"] != "auto" || v["kind"] != "halt" || !strings.Contains(v["reason"].(string), "LLM 5xx rate 100.0% (8 of 8 calls)") {
+		t.Errorf("automatic version = %v", v)
+	}
+	if d := v["details"].(map[string]any); d["llm_5xx"] != 8.0 || d["window_turns"] != 8.0 {
+		t.Errorf("details = %v; want the numbers", d)
+	}
+	// A pinned session's next turn runs on stable, its history kept.
+	r := p.turn(acmeKey, canaryIDs[0], "again?")
+	if r.Body["model"] != "stable-model" || r.Body["reply"] != "echo: again?" {
+		t.Errorf("pinned session after the halt = %s", r.Raw)
+	}
+	if msgs := p.messages(acmeKey, canaryIDs[0]); agent.Validate(msgs) != nil || len(msgs) != 4 {
+		t.Errorf("history after the move: %d messages", len(msgs))
+	}
+	if !strings.Contains(p.logs.String(), "guard halted a canary variant") {
+		t.Errorf("no error log line for the automatic halt")
+	}
+}
+
+// TestHealthyVariantIsNeverHalted runs 1,000 healthy canary turns (and
+// stable ones) and checks the guard never halts.
+func TestHealthyVariantIsNeverHalted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 turns")
+	}
+	llm := llmtest.NewServer(t)
+	cfg := `{"models": ["stable-model", "canary-model"],
+	  "model": {"stable": "stable-model", "variants": [{"name": "good", "value": "canary-model", "percent": 50}]},
+	  "guard": {"min_samples": 20, "window": 100}}`
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+configDir(t, cfg))
+	var ids []string
+	for i := range 20 {
+		id, _ := p.createAs(acmeKey, fmt.Sprint("user-", i))
+		ids = append(ids, id)
+	}
+	var wg sync.WaitGroup
+	for w, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				content := "hello"
+				if i%4 == 0 {
+					content = `look [[tool list_directory {}]]`
+				}
+				r := p.turn(acmeKey, id, content)
+				if outcome(r)["status"] != "ok" {
+					t.Errorf("worker %d turn %d = %s", w, i, r.Raw)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := p.do("GET", "/v1/admin/canary", opsKey, "")
+	var turns float64
+	for _, w := range st.Body["guard_windows"].([]any) {
+		m := w.(map[string]any)
+		if m["variant"] == "good" {
+			turns = m["turns"].(float64)
+		}
+	}
+	if strings.Contains(st.Raw, `"halted":true`) || turns == 0 {
+		t.Errorf("after 2,000 healthy turns: %s", st.Raw)
+	}
+	var vs struct{ Versions []json.RawMessage }
+	_ = json.Unmarshal([]byte(p.do("GET", "/v1/admin/versions", opsKey, "").Raw), &vs)
+	if len(vs.Versions) != 1 {
+		t.Errorf("%d versions; want only the initial one", len(vs.Versions))
+	}
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// clientConfig is what the commands that talk to a running agentd share.
+type clientConfig struct {
+	Server string
+	Key    string `json:"-"`
+	JSON   bool
+}
+
+func clientOptions(c *clientConfig) []option {
+	return []option{
+		{flag: "server", env: "AGENTD_SERVER", def: "http://127.0.0.1:8080", arg: "URL", usage: "the agentd to talk to",
+			apply: func(v string) error {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("want an http:// or https:// URL, got %q", v)
+				}
+				c.Server = strings.TrimRight(v, "/")
+				return nil
+			}},
+		{env: "AGENTD_ADMIN_KEY", usage: "an admin API key of that agentd (key=tenant:admin in its AGENTD_API_KEYS)",
+			apply: func(v string) error {
+				if v == "" {
+					return errors.New("is required: export AGENTD_ADMIN_KEY=<an admin key>")
+				}
+				c.Key = v
+				return nil
+			}},
+		{flag: "json", env: "AGENTD_JSON", def: "false", arg: "BOOL", usage: "print the server's JSON instead of text",
+			apply: func(v string) (err error) { c.JSON, err = strconv.ParseBool(v); return }},
+	}
+}
+
+// call sends a request to the admin API and decodes the JSON answer; API
+// errors come back as their code and message.
+func (c *clientConfig) call(ctx context.Context, method, path string, body any, header map[string]string) (map[string]any, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", method, c.Server+path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if resp.StatusCode >= 300 {
+		if e, ok := out["error"].(map[string]any); ok {
+			return nil, raw, fmt.Errorf("%s (%d %s)", e["message"], resp.StatusCode, e["code"])
+		}
+		return nil, raw, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return out, raw, nil
+}
+
+func printJSON(w io.Writer, raw []byte) {
+	var b bytes.Buffer
+	if json.Indent(&b, raw, "", "  ") == nil {
+		raw = b.Bytes()
+	}
+	fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+}
+
+const canaryHelp = `Usage: agentd canary <status|explain|apply> [flags]
+
+Commands that talk to a running agentd's admin API:
+  status                          the served canary configuration, its version, variants and guard windows
+  explain --tenant T --user U     what a user would get now, per dimension, and why
+  apply --file F --reason R       replace the configuration with F (validated; the old one keeps serving if F is bad)
+
+Run "agentd canary <command> --help" for its flags.
+`
+
+func canaryCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(stdout, canaryHelp)
+		if len(args) == 0 {
+			return usageError{errors.New("a canary command is required")}
+		}
+		return nil
+	}
+	var c clientConfig
+	opts := clientOptions(&c)
+	switch sub, rest := args[0], args[1:]; sub {
+	case "status":
+		if err := parseOptions("canary status", "Prints the served canary configuration: version, stable values, variants and the guard's windows.", opts, rest, getenv, stdout); err != nil {
+			return err
+		}
+		out, raw, err := c.call(ctx, "GET", "/v1/admin/canary", nil, nil)
+		if err != nil {
+			return err
+		}
+		if c.JSON {
+			printJSON(stdout, raw)
+			return nil
+		}
+		printStatus(stdout, out)
+		return nil
+	case "explain":
+		var tenant, user string
+		opts = append(opts,
+			option{flag: "tenant", env: "AGENTD_TENANT", arg: "T", usage: "the tenant (required)", apply: func(v string) error { tenant = v; return required(v) }},
+			option{flag: "user", env: "AGENTD_USER", arg: "U", usage: "the end user (required)", apply: func(v string) error { user = v; return required(v) }})
+		if err := parseOptions("canary explain", "Explains what a user would get now, per dimension, with the reason (allowlist, bucket n in a range, tenant filter, halted).", opts, rest, getenv, stdout); err != nil {
+			return err
+		}
+		out, raw, err := c.call(ctx, "GET", "/v1/admin/canary/assignment?"+url.Values{"tenant": {tenant}, "user": {user}}.Encode(), nil, nil)
+		if err != nil {
+			return err
+		}
+		if c.JSON {
+			printJSON(stdout, raw)
+			return nil
+		}
+		fmt.Fprintf(stdout, "tenant %s, user %s, configuration version %v\n", tenant, user, out["version"])
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		for _, e := range asList(out["assignment"]) {
+			m := e.(map[string]any)
+			fmt.Fprintf(tw, "  %v\t%v\t%v\t%v\n", m["dimension"], m["value"], m["variant"], m["reason"])
+		}
+		return tw.Flush()
+	case "apply":
+		var file, why string
+		opts = append(opts,
+			option{flag: "file", arg: "FILE", usage: "the new canary.json (required)", apply: func(v string) error { file = v; return required(v) }},
+			option{flag: "reason", arg: "TEXT", usage: "why (required; it goes into the version history)", apply: func(v string) error { why = v; return required(v) }})
+		if err := parseOptions("canary apply", "Replaces the served canary configuration (If-Match on the current version, so a concurrent change is not overwritten).", opts, rest, getenv, stdout); err != nil {
+			return err
+		}
+		doc, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		cur, _, err := c.call(ctx, "GET", "/v1/admin/canary", nil, nil)
+		if err != nil {
+			return err
+		}
+		out, raw, err := c.callRaw(ctx, "PUT", "/v1/admin/canary", doc, map[string]string{
+			"If-Match": fmt.Sprintf(`"%v"`, cur["version"]), "X-Agentd-Reason": why})
+		if err != nil {
+			return err
+		}
+		if c.JSON {
+			printJSON(stdout, raw)
+			return nil
+		}
+		fmt.Fprintf(stdout, "applied as version %v\n", out["version"])
+		printDiff(stdout, out["diff"])
+		return nil
+	default:
+		fmt.Fprint(stderr, canaryHelp)
+		return usageError{fmt.Errorf("unknown canary command %q", sub)}
+	}
+}
+
+// callRaw sends a raw JSON body.
+func (c *clientConfig) callRaw(ctx context.Context, method, path string, body []byte, header map[string]string) (map[string]any, []byte, error) {
+	return c.call(ctx, method, path, json.RawMessage(body), header)
+}
+
+func required(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("is required")
+	}
+	return nil
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func printDiff(w io.Writer, diff any) {
+	for _, d := range asList(diff) {
+		fmt.Fprintf(w, "  %v\n", d)
+	}
+}
+
+func printStatus(w io.Writer, out map[string]any) {
+	fmt.Fprintf(w, "version %v, applied %v by %v: %v\n", out["version"], out["applied_at"], out["actor"], out["reason"])
+	if out["differs_from_file"] == true {
+		fmt.Fprintln(w, "NOTE: the running configuration differs from .agentao/canary.json (an API change or rollback, or an invalid file)")
+	}
+	if e, _ := out["file_error"].(string); e != "" {
+		fmt.Fprintf(w, "canary.json error: %s\n", e)
+	}
+	stable, _ := out["stable"].(map[string]any)
+	fmt.Fprintf(w, "stable: model=%v skills=%v rules=%v sandbox=%v instructions=%v\n",
+		stable["model"], stable["skills"], stable["rules"], stable["sandbox"], stable["instructions"])
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "variants:")
+	for _, v := range asList(out["variants"]) {
+		m := v.(map[string]any)
+		state := "live"
+		if m["halted"] == true {
+			state = "HALTED"
+		}
+		fmt.Fprintf(tw, "  %v/%v\t%v\t%.2f%%\t%v users\ttenants %v\t%s\n", m["dimension"], m["name"], m["value"], m["percent"], m["users"], m["tenants"], state)
+	}
+	tw.Flush()
+	if g, ok := out["guard"].(map[string]any); ok {
+		fmt.Fprintf(w, "guard: after %v turns, halts on tool failures > %v, LLM 5xx > %v, tokens > %v× control (window %v turns, disabled %v)\n",
+			g["min_samples"], g["tool_failure_rate"], g["llm_5xx_rate"], g["token_ratio"], g["window"], g["disabled"] == true)
+	}
+	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	for _, s := range asList(out["guard_windows"]) {
+		m := s.(map[string]any)
+		fmt.Fprintf(tw, "  %v/%v\t%v turns\ttool failures %v/%v\tLLM 5xx %v/%v\t%.0f tokens/turn\n",
+			m["dimension"], m["variant"], m["turns"], m["tool_failures"], m["tool_calls"], m["llm_5xx"], m["llm_calls"], m["tokens_per_turn"])
+	}
+	tw.Flush()
+}
+
+func rollbackCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var c clientConfig
+	var dim, variant, why string
+	to := 0
+	opts := append(clientOptions(&c),
+		option{flag: "dimension", arg: "D", usage: "halt a variant of this dimension (model, skills, rules, sandbox, instructions)", apply: func(v string) error { dim = v; return nil }},
+		option{flag: "variant", arg: "V", usage: "the variant to halt", apply: func(v string) error { variant = v; return nil }},
+		option{flag: "to", arg: "N", usage: "return to configuration version N instead", apply: func(v string) (err error) {
+			if v != "" {
+				to, err = intIn(v, 1, 1<<30)
+			}
+			return
+		}},
+		option{flag: "reason", arg: "TEXT", usage: "why (required; it goes into the version history)", apply: func(v string) error { why = v; return required(v) }})
+	summary := `Rolls back a running agentd in one call: either halt a canary variant (its users go
+back to stable for new sessions, and sessions pinned to it move to stable at their
+next turn, history kept) or make an earlier configuration version current again.
+
+  agentd rollback --dimension model --variant gpt5-beta --reason "answers regressed"
+  agentd rollback --to 12 --reason "back to the last good configuration"`
+	if err := parseOptions("rollback", summary, opts, args, getenv, stdout); err != nil {
+		return err
+	}
+	body := map[string]any{"reason": why}
+	switch {
+	case to != 0 && (dim != "" || variant != ""):
+		return usageError{errors.New("give either --dimension and --variant, or --to, not both")}
+	case to != 0:
+		body["to_version"] = to
+	case dim != "" && variant != "":
+		body["dimension"], body["variant"] = dim, variant
+	default:
+		return usageError{errors.New("give --dimension and --variant to halt a variant, or --to N to return to version N (see --help)")}
+	}
+	out, raw, err := c.call(ctx, "POST", "/v1/admin/rollback", body, nil)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		printJSON(stdout, raw)
+		return nil
+	}
+	v, _ := out["version"].(map[string]any)
+	if out["changed"] == false {
+		fmt.Fprintf(stdout, "nothing to do: already so in version %v\n", v["version"])
+		return nil
+	}
+	fmt.Fprintf(stdout, "configuration version %v is now served (%v)\n", v["version"], v["reason"])
+	printDiff(stdout, v["diff"])
+	return nil
+}

@@ -1,0 +1,241 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/agentd/agentd/internal/canary"
+	"github.com/agentd/agentd/internal/rollback"
+	"github.com/agentd/agentd/internal/tenant"
+)
+
+// Admin is what the admin routes need: the configuration history and,
+// optionally, the guard's windows.
+type Admin struct {
+	History *rollback.History
+	Guard   *rollback.Guard
+}
+
+func (s *Server) adminRoutes(r chi.Router) {
+	r.Use(s.requireAdmin)
+	r.Get("/canary", s.getCanary)
+	r.Put("/canary", s.putCanary)
+	r.Get("/canary/assignment", s.explainAssignment)
+	r.Get("/versions", s.listVersions)
+	r.Get("/versions/{n}", s.getVersion)
+	r.Post("/rollback", s.postRollback)
+}
+
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if principal(r).Role != tenant.RoleAdmin {
+			s.writeError(w, r, &apiError{http.StatusForbidden, CodeForbidden, "this route needs an admin key (key=tenant:admin in AGENTD_API_KEYS)"})
+			return
+		}
+		if s.cfg.Admin.History == nil {
+			s.writeError(w, r, &apiError{http.StatusServiceUnavailable, CodeInternal, "the canary configuration is not loaded"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func etag(n int) string { return `"` + strconv.Itoa(n) + `"` }
+
+type variantView struct {
+	Dimension string   `json:"dimension"`
+	Name      string   `json:"name"`
+	Value     string   `json:"value"`
+	Percent   float64  `json:"percent"`
+	Users     int      `json:"users"`
+	Tenants   []string `json:"tenants,omitempty"`
+	Halted    bool     `json:"halted"`
+}
+
+type canaryView struct {
+	Version         int               `json:"version"`
+	AppliedAt       time.Time         `json:"applied_at"`
+	Actor           string            `json:"actor"`
+	Reason          string            `json:"reason"`
+	DiffersFromFile bool              `json:"differs_from_file"`
+	FileError       string            `json:"file_error,omitempty"`
+	Stable          map[string]string `json:"stable"`
+	Variants        []variantView     `json:"variants"`
+	Guard           canary.Guard      `json:"guard"`
+	GuardWindows    []rollback.Stats  `json:"guard_windows"`
+	Config          json.RawMessage   `json:"config"`
+}
+
+func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
+	h := s.cfg.Admin.History
+	p, v := h.Current()
+	st := h.Status()
+	out := canaryView{
+		Version: v.N, AppliedAt: v.At, Actor: v.Actor, Reason: v.Reason, DiffersFromFile: st.DiffersFromFile,
+		FileError: st.FileError, Stable: map[string]string{}, Variants: []variantView{}, Guard: p.Guard(),
+		GuardWindows: []rollback.Stats{}, Config: v.Canary,
+	}
+	doc := p.Document()
+	for _, dim := range canary.Dimensions() {
+		out.Stable[dim.String()] = p.Stable(dim)
+		spec := [...]*canary.Spec{doc.Model, doc.Skills, doc.Rules, doc.Sandbox, doc.Instructions}[dim]
+		if spec == nil {
+			continue
+		}
+		for _, vr := range spec.Variants {
+			out.Variants = append(out.Variants, variantView{Dimension: dim.String(), Name: vr.Name, Value: vr.Value, Percent: vr.Percent,
+				Users: len(vr.Users), Tenants: vr.Tenants, Halted: p.Halted(dim, vr.Name)})
+		}
+	}
+	if g := s.cfg.Admin.Guard; g != nil {
+		out.GuardWindows = append(out.GuardWindows, g.Stats()...)
+	}
+	w.Header().Set("ETag", etag(v.N))
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reason reads the reason of a change from X-Agentd-Reason or ?reason=.
+func reason(r *http.Request) string {
+	if v := strings.TrimSpace(r.Header.Get("X-Agentd-Reason")); v != "" {
+		return v
+	}
+	return strings.TrimSpace(r.URL.Query().Get("reason"))
+}
+
+func (s *Server) putCanary(w http.ResponseWriter, r *http.Request) {
+	match := strings.TrimSpace(r.Header.Get("If-Match"))
+	if match == "" {
+		s.writeError(w, r, &apiError{http.StatusPreconditionRequired, CodePreconditionRequired, `send If-Match with the current version (the ETag of GET /v1/admin/canary, e.g. "7")`})
+		return
+	}
+	n, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(match, "W/"), `"`))
+	if err != nil {
+		s.writeError(w, r, &apiError{http.StatusPreconditionFailed, CodePreconditionFailed, "If-Match " + strconv.Quote(match) + " is not a version"})
+		return
+	}
+	why := reason(r)
+	if why == "" {
+		s.writeError(w, r, errBadRequest(CodeReasonRequired, "say why: an X-Agentd-Reason header or ?reason= (it goes into the version history)"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := s.cfg.Admin.History.Apply(r.Context(), body, n, principal(r).Tenant, why)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(v.N))
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) explainAssignment(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	t, u := q.Get("tenant"), q.Get("user")
+	if !tenant.ValidName(t) || u == "" {
+		s.writeError(w, r, errBadRequest(CodeInvalidRequest, "give ?tenant= (a tenant name) and ?user="))
+		return
+	}
+	p, v := s.cfg.Admin.History.Current()
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": t, "user": u, "version": v.N, "assignment": p.Explain(t, u)})
+}
+
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
+	before, limit := 0, 50
+	for name, dst := range map[string]*int{"before": &before, "limit": &limit} {
+		if v := r.URL.Query().Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || (name == "limit" && n > 1000) {
+				s.writeError(w, r, errBadRequest(CodeInvalidRequest, name+" must be a positive integer (limit at most 1000)"))
+				return
+			}
+			*dst = n
+		}
+	}
+	vs, err := s.cfg.Admin.History.List(r.Context(), before, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if vs == nil {
+		vs = []rollback.Version{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": vs})
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(chi.URLParam(r, "n"))
+	if err != nil || n < 1 {
+		s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no such version"})
+		return
+	}
+	v, err := s.cfg.Admin.History.Get(r.Context(), n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+type rollbackRequest struct {
+	Dimension string `json:"dimension"`
+	Variant   string `json:"variant"`
+	ToVersion int    `json:"to_version"`
+	Reason    string `json:"reason"`
+}
+
+func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
+	var req rollbackRequest
+	if err := s.decode(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	halt := req.Dimension != "" || req.Variant != ""
+	switch {
+	case req.Reason == "":
+		s.writeError(w, r, errBadRequest(CodeReasonRequired, `"reason" is required: it goes into the version history`))
+		return
+	case halt && req.ToVersion != 0, !halt && req.ToVersion == 0:
+		s.writeError(w, r, errBadRequest(CodeInvalidRequest, `give either {"dimension", "variant", "reason"} to halt a variant or {"to_version", "reason"} to return to a version`))
+		return
+	case req.ToVersion < 0:
+		s.writeError(w, r, errBadRequest(CodeInvalidRequest, "to_version must be positive"))
+		return
+	}
+	h := s.cfg.Admin.History
+	actor := principal(r).Tenant
+	if !halt {
+		v, err := h.Revert(r.Context(), req.ToVersion, actor, req.Reason)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"version": v, "changed": true})
+		return
+	}
+	dim, err := canary.ParseDimension(req.Dimension)
+	if err != nil {
+		s.writeError(w, r, errBadRequest(CodeInvalidRequest, err.Error()))
+		return
+	}
+	if req.Variant == "" {
+		s.writeError(w, r, errBadRequest(CodeInvalidRequest, `"variant" is required with "dimension"`))
+		return
+	}
+	v, changed, err := h.Halt(r.Context(), dim, req.Variant, actor, req.Reason, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": v, "changed": changed})
+}
