@@ -91,6 +91,12 @@ func TestCanaryRoutesUsersAndExplains(t *testing.T) {
 	if m := lastModel(llm); m != "stable-model" {
 		t.Errorf("bob's turn went to %q; want stable-model", m)
 	}
+	for _, want := range []string{`"cohort":"model=beta skills=stable rules=stable sandbox=stable instructions=stable"`,
+		`"cohort":"model=stable skills=stable rules=stable sandbox=stable instructions=stable"`} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("no turn log line with %s", want)
+		}
+	}
 	// Explain, over HTTP and through the CLI.
 	r := p.do("GET", "/v1/admin/canary/assignment?tenant=acme&user=alice", opsKey, "")
 	if r.Status != 200 || !strings.Contains(r.Raw, "allowlist: beta lists user alice") {

@@ -459,9 +459,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		zap.Int("tool_failures", rec.Stats.ToolFailures), zap.Int("prompt_tokens", rec.Stats.Usage.PromptTokens),
 		zap.Int("completion_tokens", rec.Stats.Usage.CompletionTokens),
 	}
-	for dim, v := range snap.Assignment.Variants {
-		fields = append(fields, zap.String("cohort_"+dim, v))
-	}
+	fields = append(fields, zap.String("cohort", snap.Assignment.Cohort()), zap.Int("config_version", snap.Assignment.ConfigVersion))
 	switch {
 	case saveErr != nil:
 		log.Error("turn not saved", append(fields, zap.Error(saveErr))...)

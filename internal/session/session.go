@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agentd/agentd/internal/agent"
@@ -42,6 +43,23 @@ type Assignment struct {
 	Variants map[string]string `json:"variants,omitempty"`
 	// ConfigVersion is the router configuration version that assigned it.
 	ConfigVersion int `json:"config_version,omitempty"`
+}
+
+// Cohort labels the assignment for logs and metrics, every dimension
+// named with its variant or "stable": "model=gpt5-beta skills=stable ...".
+func (a Assignment) Cohort() string {
+	var b strings.Builder
+	for i, dim := range [...]string{"model", "skills", "rules", "sandbox", "instructions"} {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		v := a.Variants[dim]
+		if v == "" {
+			v = "stable"
+		}
+		b.WriteString(dim + "=" + v)
+	}
+	return b.String()
 }
 
 // TurnRecord is the outcome of one turn, kept with the session.
