@@ -76,6 +76,10 @@ func New(m Model, cfg Config) *Agent {
 type Turn struct {
 	Model         string    // model id sent to the provider
 	System        string    // system prompt, rebuilt by the caller every turn; never stored
+	// Prompt, if set, is called before every LLM call and its result is
+	// used instead of System: a tool that changes the prompt (activating a
+	// skill) takes effect within the turn.
+	Prompt func() string
 	History       []Message // the conversation so far; not modified
 	Input         string    // the user's message
 	Tools         []Tool
@@ -91,6 +95,23 @@ type Turn struct {
 	// Spill stores a tool result too long for the context and returns where
 	// (a path the model can read_file). May be nil: results are then cut.
 	Spill func(callID, content string) (string, error)
+	// Authorize decides whether a planned call may run. It is called for
+	// every runnable call of a batch, one after another, before any of them
+	// runs (Agentao's confirmation phase), and may block while a person is
+	// asked, until ctx is done. emit sends events to the turn's client. May
+	// be nil: everything runs.
+	Authorize func(ctx context.Context, c Call, spec ToolSpec, emit func(Event)) Verdict
+}
+
+// Verdict is Authorize's answer for one call.
+type Verdict struct {
+	Allow bool
+	// Result is what the model sees instead of the tool's output when the
+	// call may not run.
+	Result string
+	// Denied marks a refusal by the rules (counted as a failed tool call by
+	// the guard), as opposed to a person declining.
+	Denied bool
 }
 
 // Result is how a turn ended.
@@ -243,8 +264,12 @@ func (r *run) loop() Result {
 func (r *run) callModel() (Response, error) {
 	req := Request{Model: r.t.Model, Tools: r.specs, MaxTokens: r.t.MaxTokens}
 	req.Messages = make([]Message, 0, len(r.msgs)+1)
-	if r.t.System != "" {
-		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: r.t.System})
+	system := r.t.System
+	if r.t.Prompt != nil {
+		system = r.t.Prompt()
+	}
+	if system != "" {
+		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: system})
 	}
 	req.Messages = append(req.Messages, r.msgs...)
 	r.emit(EventLLMCallStarted, map[string]any{

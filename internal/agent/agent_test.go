@@ -508,3 +508,47 @@ func TestStripReminders(t *testing.T) {
 		t.Errorf("StripReminders(%q) = %q; want %q", in, got, "hello")
 	}
 }
+
+func TestAuthorizeRunsBeforeAnyToolAndRefusesWithItsText(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	rec := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	a := agenttest.NewTool("a", func(_ context.Context, c agent.Call) (string, error) { rec("run a"); return "ran a", nil })
+	b := agenttest.NewTool("b", func(_ context.Context, c agent.Call) (string, error) { rec("run b"); return "ran b", nil })
+	c := agenttest.NewTool("c", func(_ context.Context, c agent.Call) (string, error) { rec("run c"); return "ran c", nil })
+	m := agenttest.NewModel(agenttest.Calls("a", `{}`, "b", `{}`, "c", `{}`), agenttest.Reply("done"))
+	res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{
+		Input: "x", Tools: []agent.Tool{a, b, c},
+		Authorize: func(_ context.Context, call agent.Call, _ agent.ToolSpec, emit func(agent.Event)) agent.Verdict {
+			rec("authorize " + call.Name)
+			switch call.Name {
+			case "b":
+				return agent.Verdict{Result: "Tool execution denied: 'b' is not permitted.", Denied: true}
+			case "c":
+				emit(agent.Event{Type: "tool_confirmation", Data: call.Name})
+				return agent.Verdict{Result: "Tool execution cancelled by user."}
+			}
+			return agent.Verdict{Allow: true}
+		},
+	})
+	checkResult(t, res, want{status: agent.StatusOK, reply: "done", toolCount: 3, llmCalls: 2, toolFails: 1,
+		toolResults: []string{"ran a", "Tool execution denied: 'b'", "Tool execution cancelled by user."}})
+	got := strings.Join(order, ", ")
+	if got != "authorize a, authorize b, authorize c, run a" {
+		t.Errorf("order = %s; want every call authorized before any runs, and only a run", got)
+	}
+}
+
+func TestPromptIsRebuiltBeforeEveryLLMCall(t *testing.T) {
+	version := 0
+	bump := agenttest.NewTool("bump", func(context.Context, agent.Call) (string, error) { version++; return "ok", nil })
+	m := agenttest.NewModel(agenttest.Calls("bump", `{}`), agenttest.Reply("done"))
+	agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{
+		Input: "x", System: "ignored", Tools: []agent.Tool{bump},
+		Prompt: func() string { return fmt.Sprint("prompt v", version) },
+	})
+	reqs := m.Requests()
+	if reqs[0].Messages[0].Content != "prompt v0" || reqs[1].Messages[0].Content != "prompt v1" {
+		t.Errorf("system prompts = %q, %q; want v0 then v1", reqs[0].Messages[0].Content, reqs[1].Messages[0].Content)
+	}
+}

@@ -54,6 +54,7 @@ func (r *run) runTools(calls []ToolCall) (halted bool) {
 		}
 		return true
 	}
+	r.authorize(steps)
 	r.execute(steps)
 	for _, s := range steps {
 		r.outcome.ToolCount++
@@ -101,6 +102,32 @@ func (r *run) plan(s *step) (doom bool) {
 	}
 	s.tool, s.args = tool, args
 	return false
+}
+
+// authorize asks, call by call and before anything runs, whether each
+// runnable step may run; a refused step is answered with the verdict's text.
+func (r *run) authorize(steps []*step) {
+	if r.t.Authorize == nil {
+		return
+	}
+	emit := func(e Event) { r.emit(e.Type, e.Data) }
+	for _, s := range steps {
+		if s.tool == nil {
+			continue
+		}
+		if reason, ok := CancelReason(r.ctx); ok {
+			s.tool, s.result, s.status = nil, "[Operation Cancelled] "+reason, toolCancelled
+			continue
+		}
+		v := r.t.Authorize(r.ctx, Call{ID: s.call.ID, Name: s.call.Function.Name, Args: s.args}, s.tool.Spec(), emit)
+		if v.Allow {
+			continue
+		}
+		s.tool, s.result, s.status = nil, v.Result, toolCancelled
+		if v.Denied {
+			s.status, s.errMsg = toolError, "denied by the permission rules"
+		}
+	}
 }
 
 // execute runs the runnable steps: calls of the same tool one after another

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,12 +74,21 @@ type Hooks struct {
 	// Tools builds the tools of a session working in dir. The closer (may be
 	// nil) is called when the session leaves memory.
 	Tools func(s *Session, dir string) ([]agent.Tool, io.Closer, error)
-	// SystemPrompt builds the system prompt of the session's next turn.
+	// TurnTools adds the tools of one turn that depend on the session's
+	// current state (activate_skill over its skill set); h lets them change
+	// the session.
+	TurnTools func(h *Handle) []agent.Tool
+	// SystemPrompt builds the system prompt; it is called before every LLM
+	// call of a turn (so a skill activated mid-turn is in the next call),
+	// with the session locked: it must not block.
 	SystemPrompt func(s *Session, dir string) (string, error)
 	// CheckModel accepts or refuses a model a client asks for (ErrInvalid).
 	CheckModel func(model string) error
 	// Observe sees every finished turn (metrics, the rollback guard).
 	Observe func(s Summary, rec TurnRecord)
+	// Permit applies the permission rules to a planned call. Nil allows
+	// everything.
+	Permit func(s *Session, c agent.Call, spec agent.ToolSpec) Permit
 	// Rebind runs at every turn boundary, before the turn: it may change
 	// the session's assignment and model (a halted canary variant moves its
 	// sessions to stable; the history is kept) and says what it did.
@@ -92,8 +102,11 @@ type Config struct {
 	MaxLive     int           // sessions kept in memory; default 500
 	TurnTimeout time.Duration // wall-clock limit of a turn; 0: none
 	SaveTimeout time.Duration // bound of one save, also after a cancel; default 5 s
-	Now         func() time.Time
-	Logger      *zap.Logger
+	// ApprovalTimeout is how long a call the rules say to ask about waits
+	// for the client's decision before it is rejected; default 60 s.
+	ApprovalTimeout time.Duration
+	Now             func() time.Time
+	Logger          *zap.Logger
 }
 
 // Defaults of Config.
@@ -101,6 +114,7 @@ const (
 	DefaultTTL         = 30 * time.Minute
 	DefaultMaxLive     = 500
 	DefaultSaveTimeout = 5 * time.Second
+	DefaultApproval    = 60 * time.Second
 )
 
 // TurnInput is one user message and how to run it.
@@ -153,10 +167,12 @@ type entry struct {
 	gone   bool // deleted or evicted: holders must not use it for new work
 	cancel context.CancelCauseFunc
 
-	mu     sync.Mutex
-	sess   *Session
-	tools  []agent.Tool
-	closer io.Closer
+	mu      sync.Mutex
+	sess    *Session
+	tools   []agent.Tool
+	closer  io.Closer
+	pending map[string]*approval // by call id: calls of the running turn waiting for a person
+	always  map[string]bool      // tool → allowed (allow_always) or rejected (reject_always) for the session's life in memory
 }
 
 // NewPool returns a pool over store running turns with a. Call Shutdown (or
@@ -182,6 +198,9 @@ func NewPool(store Store, a *agent.Agent, hooks Hooks, cfg Config) (*Pool, error
 	}
 	if cfg.SaveTimeout <= 0 {
 		cfg.SaveTimeout = DefaultSaveTimeout
+	}
+	if cfg.ApprovalTimeout <= 0 {
+		cfg.ApprovalTimeout = DefaultApproval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -407,7 +426,10 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		e.tools, e.closer = tools, closer
 	}
 	tools := e.tools
-	system, err := p.hooks.SystemPrompt(s, dir)
+	if p.hooks.TurnTools != nil {
+		tools = append(slices.Clip(tools), p.hooks.TurnTools(&Handle{e: e})...)
+	}
+	first, err := p.hooks.SystemPrompt(s, dir)
 	if err != nil {
 		e.mu.Unlock()
 		return TurnResult{}, fmt.Errorf("build system prompt: %w", err)
@@ -422,8 +444,22 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		s.Title = title(in.Content)
 	}
 	turn := agent.Turn{
-		Model: s.Model, System: system, History: s.Messages, Input: in.Content, Tools: tools,
+		Model: s.Model, History: s.Messages, Input: in.Content, Tools: tools,
 		MaxIterations: in.MaxIterations, Emit: in.Emit,
+		Prompt: func() string {
+			if first != "" { // the first LLM call uses the prompt built above
+				system := first
+				first = ""
+				return system
+			}
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			system, err := p.hooks.SystemPrompt(s, dir)
+			if err != nil { // it built at the start of the turn; keep going without what failed
+				p.log.Error("rebuild system prompt", zap.String("session_id", string(s.ID)), zap.Error(err))
+			}
+			return system
+		},
 	}
 	e.mu.Unlock()
 
@@ -438,6 +474,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		return p.save(ctx, snap, from)
 	}
 	turn.Spill = func(callID, content string) (string, error) { return spill(dir, callID, content) }
+	turn.Authorize = p.authorize(e, s)
 
 	res := p.agent.Run(ctx, turn)
 
@@ -743,4 +780,27 @@ func safeName(s string) string {
 		s = s[:64]
 	}
 	return s
+}
+
+// Handle lets a session's tools change it during a turn.
+type Handle struct{ e *entry }
+
+// Session returns a copy of the session.
+func (h *Handle) Session() *Session {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	return h.e.sess.clone()
+}
+
+// ActivateSkill records an active skill (kept with the session and in every
+// later system prompt). It reports whether it was active already.
+func (h *Handle) ActivateSkill(name string) (already bool) {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	s := h.e.sess
+	if slices.Contains(s.ActiveSkills, name) {
+		return true
+	}
+	s.ActiveSkills = append(s.ActiveSkills, name)
+	return false
 }
