@@ -122,6 +122,7 @@ func (s *Server) routes() chi.Router {
 				r.Post("/cancel", s.cancelTurn)
 				r.Put("/model", s.setModel)
 				r.Post("/clear", s.clearSession)
+				r.Post("/approvals/{call}", s.approve)
 			})
 		})
 	})

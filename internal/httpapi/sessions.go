@@ -17,12 +17,17 @@ import (
 // sessionView is a session as the API shows it.
 type sessionView struct {
 	session.Summary
-	Messages []agent.Message      `json:"messages"`
-	Turns    []session.TurnRecord `json:"turns"`
+	ActiveSkills []string                  `json:"active_skills"`
+	Messages     []agent.Message           `json:"messages"`
+	Turns        []session.TurnRecord      `json:"turns"`
+	Pending      []session.PendingApproval `json:"pending_approvals"`
 }
 
 func view(s *session.Session) sessionView {
-	v := sessionView{Summary: s.Summary(), Messages: s.Messages, Turns: s.Turns}
+	v := sessionView{Summary: s.Summary(), ActiveSkills: s.ActiveSkills, Messages: s.Messages, Turns: s.Turns, Pending: []session.PendingApproval{}}
+	if v.ActiveSkills == nil {
+		v.ActiveSkills = []string{}
+	}
 	if v.Messages == nil {
 		v.Messages = []agent.Message{}
 	}
@@ -98,7 +103,29 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view(sess))
+	v := view(sess)
+	if pending, err := s.pool.Pending(r.Context(), principal(r).Tenant, sessionID(r)); err == nil {
+		v.Pending = pending
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+type approvalRequest struct {
+	Decision string `json:"decision"`
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
+	var req approvalRequest
+	if err := s.decode(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	call := chi.URLParam(r, "call")
+	if err := s.pool.Approve(r.Context(), principal(r).Tenant, sessionID(r), call, req.Decision); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"call_id": call, "decision": req.Decision})
 }
 
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
