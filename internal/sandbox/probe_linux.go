@@ -1,0 +1,150 @@
+package sandbox
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The probe is what Preflight runs inside the sandbox to prove it holds:
+//
+//	<self> __sandbox-exec <spec> -- <self> __sandbox-exec --probe <probe spec>
+//
+// The outer helper confines itself and execs the inner one, which inherits
+// the confinement, tries each operation and prints one JSON object mapping
+// each check to "ok" or the errno name it failed with (e.g. "EACCES"). It
+// judges nothing: Preflight compares the results with what the profile
+// promises. The probe only touches the paths it is given, so running it
+// unconfined is harmless.
+
+func probeMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		return helperFail(stderr, exitSetup, "usage: agentd %s %s <probe spec>", ExecArg, probeArg)
+	}
+	var ps probeSpec
+	raw, err := base64.RawURLEncoding.DecodeString(args[0])
+	if err == nil {
+		err = json.Unmarshal(raw, &ps)
+	}
+	if err != nil {
+		return helperFail(stderr, exitSetup, "bad probe spec: %v", err)
+	}
+	res := map[string]string{
+		checkWriteWorkspace:   result(writeFile(filepath.Join(ps.Workspace, ".agentd-sandbox-probe"), true)),
+		checkWriteTmp:         result(writeTemp(tmpDir)),
+		checkWriteOutside:     result(writeFile(filepath.Join(ps.Outside, "probe"), true)),
+		checkTruncateOutside:  result(unix.Truncate(filepath.Join(ps.Outside, probeExisting), 0)),
+		checkWriteDevNull:     result(writeFile("/dev/null", false)),
+		checkSocketUnix:       result(trySocket(unix.AF_UNIX, unix.SOCK_STREAM)),
+		checkSocketInet:       result(trySocket(unix.AF_INET, unix.SOCK_STREAM)),
+		checkSocketInet6Dgram: result(trySocket(unix.AF_INET6, unix.SOCK_DGRAM)),
+		checkSocketPacket:     result(trySocket(unix.AF_PACKET, unix.SOCK_RAW)),
+		checkTCPConnect:       result(connectFD(probeFD, ps.Connect)),
+		checkCapabilities:     result(noCapabilities()),
+	}
+	if err := json.NewEncoder(stdout).Encode(res); err != nil {
+		return helperFail(stderr, exitSetup, "probe: %v", err)
+	}
+	return 0
+}
+
+// result is "ok" or the name of the errno err carries (else its text).
+func result(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+	}
+	return err.Error()
+}
+
+// writeFile opens path for writing (creating it if create) and writes to it;
+// a file it created is removed again.
+func writeFile(path string, create bool) error {
+	flags := unix.O_WRONLY | unix.O_TRUNC | unix.O_CLOEXEC
+	if create {
+		flags |= unix.O_CREAT | unix.O_EXCL
+	}
+	fd, err := unix.Open(path, flags, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = unix.Write(fd, []byte("x"))
+	unix.Close(fd)
+	if create {
+		unix.Unlink(path)
+	}
+	return err
+}
+
+func writeTemp(dir string) error {
+	f, err := os.CreateTemp(dir, "agentd-sandbox-probe-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func trySocket(family, typ int) error {
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err
+}
+
+func connectFD(fd int, addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return fmt.Errorf("bad address %q", addr)
+	}
+	return unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+}
+
+// noCapabilities checks /proc/self/status: the permitted and effective
+// sets must be empty.
+func noCapabilities() error {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var bad []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, val, _ := strings.Cut(sc.Text(), ":")
+		val = strings.TrimSpace(val)
+		if (name == "CapPrm" || name == "CapEff") && strings.Trim(val, "0") != "" {
+			bad = append(bad, name+"="+val)
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, ", "))
+	}
+	return sc.Err()
+}
+
+// probeSocket returns an unconnected AF_INET stream socket for the probe's
+// fd 3: made outside the sandbox, so that a connect on it is stopped by
+// Landlock alone, not by the seccomp filter on socket(2).
+func probeSocket() (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %v", err)
+	}
+	return os.NewFile(uintptr(fd), "probe-socket"), nil
+}

@@ -1,0 +1,121 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+)
+
+// ExecArg is the first argument that makes agentd act as the sandbox
+// helper: main must call [ExecMain] with the arguments after it, before
+// doing anything else.
+const ExecArg = "__sandbox-exec"
+
+// probeArg, right after ExecArg, makes the helper run the preflight probe
+// (see probe_linux.go) instead of executing a command.
+const probeArg = "--probe"
+
+// specVersion is the version of the spec format; the helper rejects others.
+const specVersion = 1
+
+// spec is what the helper needs to confine and execute one command. It
+// travels as a single argv element (base64url of its JSON), never through a
+// file, so the command cannot race the helper for it.
+type spec struct {
+	Version   int      `json:"v"`
+	Profile   Profile  `json:"profile"`
+	Workspace string   `json:"workspace"`
+	Writable  []string `json:"writable,omitempty"` // extra writable directories
+	Hidden    []string `json:"hidden,omitempty"`   // paths nothing may read (but the workspace)
+	Path      string   `json:"path"`               // the program to execute
+}
+
+func (s spec) encode() string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // strings and a slice of strings always marshal
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeSpec(arg string) (spec, error) {
+	var s spec
+	raw, err := base64.RawURLEncoding.DecodeString(arg)
+	if err != nil {
+		return s, fmt.Errorf("spec is not base64url: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("spec is not valid: %v", err)
+	}
+	if dec.More() {
+		return s, errors.New("spec is not valid: trailing data")
+	}
+	return s, s.validate()
+}
+
+func (s spec) validate() error {
+	if s.Version != specVersion {
+		return fmt.Errorf("spec version %d, want %d (is the helper the same agentd binary as the server?)", s.Version, specVersion)
+	}
+	if !s.Profile.Valid() {
+		return fmt.Errorf("spec: unknown profile %q; known: %s", s.Profile, knownProfiles())
+	}
+	if !filepath.IsAbs(s.Workspace) {
+		return fmt.Errorf("spec: workspace %q is not an absolute path", s.Workspace)
+	}
+	for _, w := range s.Writable {
+		if !filepath.IsAbs(w) {
+			return fmt.Errorf("spec: writable directory %q is not an absolute path", w)
+		}
+	}
+	for _, h := range s.Hidden {
+		if !filepath.IsAbs(h) || h == "/" {
+			return fmt.Errorf("spec: hidden path %q is not an absolute path below /", h)
+		}
+	}
+	if s.Path == "" {
+		return errors.New("spec: no program path")
+	}
+	return nil
+}
+
+// execArgs builds the helper's argv (after the program name) for running
+// argv under s.
+func execArgs(s spec, argv []string) []string {
+	return append([]string{ExecArg, s.encode(), "--"}, argv...)
+}
+
+// parseExecArgs splits the helper's arguments (those after ExecArg) into the
+// spec and the command's argv.
+func parseExecArgs(args []string) (spec, []string, error) {
+	if len(args) < 3 || args[1] != "--" {
+		return spec{}, nil, fmt.Errorf("usage: agentd %s <spec> -- <program> [args...]", ExecArg)
+	}
+	s, err := decodeSpec(args[0])
+	if err != nil {
+		return spec{}, nil, err
+	}
+	return s, args[2:], nil
+}
+
+// Exit codes of the helper's own failures (docker run's convention). The
+// command's own exit code passes through unchanged, since the helper
+// becomes the command; the "agentd sandbox:" prefix on stderr tells the two
+// apart when a command happens to exit with one of these.
+const (
+	exitSetup      = 125 // the sandbox could not be set up; nothing ran
+	exitCannotExec = 126 // the command could not be executed
+	exitNotFound   = 127 // the command does not exist
+)
+
+// helperFail reports a failure of the helper itself and returns its exit code.
+func helperFail(stderr io.Writer, code int, format string, a ...any) int {
+	fmt.Fprintf(stderr, "agentd sandbox: "+format+"\n", a...)
+	return code
+}
