@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/llm/llmtest"
+	"github.com/agentd/agentd/internal/prompt"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
 	"github.com/agentd/agentd/internal/tools"
@@ -95,7 +96,7 @@ func BenchmarkTurnOverhead(b *testing.B) {
 	directCall := func() {
 		stream, err := direct.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
 			Model: "bench-model", Stream: true, StreamOptions: &openai.StreamOptions{IncludeUsage: true}, Tools: specs,
-			Messages: []openai.ChatCompletionMessage{{Role: "system", Content: basePrompt}, {Role: "user", Content: agent.Reminder(time.Now()) + "hello"}},
+			Messages: []openai.ChatCompletionMessage{{Role: "system", Content: prompt.Base}, {Role: "user", Content: agent.Reminder(time.Now()) + "hello"}},
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -16,12 +16,26 @@ import (
 	"github.com/agentd/agentd/internal/llm/llmtest"
 )
 
-// configDir makes a config tree whose .agentao/canary.json is doc.
+// configDir makes a config tree whose .agentao/canary.json is doc and
+// whose rules v1 allow everything but the hardline floor (the tests of the
+// ask flow bring their own).
 func configDir(t *testing.T, doc string) string {
 	t.Helper()
 	dir := t.TempDir()
 	writeCanary(t, dir, doc)
+	writeFile(t, dir, ".agentao/permissions/v1.json", `{"mode": "full-access", "rules": []}`)
 	return dir
+}
+
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeCanary(t *testing.T, dir, doc string) {

@@ -51,6 +51,7 @@ type Config struct {
 	MaxBodyBytes    int64
 	ShellTimeout    time.Duration
 	ConfigPoll      time.Duration
+	ApprovalTimeout time.Duration
 	LogLevel        string
 }
 
@@ -134,6 +135,8 @@ func serveOptions(c *Config) []option {
 				c.ConfigPoll, err = durIn(v, 100*time.Millisecond, time.Hour)
 				return
 			}},
+		{flag: "approval-timeout", env: "AGENTD_APPROVAL_TIMEOUT", def: "60s", arg: "DUR", usage: "how long a tool call the rules ask about waits for the client's decision before it is rejected",
+			apply: func(v string) (err error) { c.ApprovalTimeout, err = durIn(v, time.Second, 24*time.Hour); return }},
 		{flag: "log-level", env: "AGENTD_LOG_LEVEL", def: "info", arg: "LEVEL", usage: "debug, info, warn or error",
 			apply: func(v string) error {
 				switch v {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/canary"
+	"github.com/agentd/agentd/internal/governance"
 	"github.com/agentd/agentd/internal/rollback"
 	"github.com/agentd/agentd/internal/session"
 )
@@ -23,6 +24,7 @@ type control struct {
 	router  *canary.Router
 	history *rollback.History
 	guard   *rollback.Guard
+	gov     *govern
 	log     *zap.Logger
 
 	stop chan struct{}
@@ -31,8 +33,8 @@ type control struct {
 
 // newControl loads the configuration history (applying canary.json if it
 // changed) and starts the guard.
-func newControl(ctx context.Context, cfg Config, db *boltdb.DB, gov *governance, log *zap.Logger) (*control, error) {
-	c := &control{log: log.Named("canary"), stop: make(chan struct{}), done: make(chan struct{})}
+func newControl(ctx context.Context, cfg Config, db *boltdb.DB, gov *govern, log *zap.Logger) (*control, error) {
+	c := &control{gov: gov, log: log.Named("canary"), stop: make(chan struct{}), done: make(chan struct{})}
 	empty, err := canary.Compile(canary.Document{}, gov.known())
 	if err != nil {
 		return nil, fmt.Errorf("the configuration tree cannot serve defaults: %w", err)
@@ -129,8 +131,8 @@ func (c *control) checkModel(m string) error {
 	return nil
 }
 
-// watch re-reads canary.json every interval and when reload fires (SIGHUP),
-// until close.
+// watch re-reads the configuration tree and canary.json every interval
+// and when reload fires (SIGHUP), until close.
 func (c *control) watch(every time.Duration, reload <-chan os.Signal) {
 	c.done = make(chan struct{})
 	go func() {
@@ -138,20 +140,43 @@ func (c *control) watch(every time.Duration, reload <-chan os.Signal) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			why := "canary.json changed"
+			why, force := "canary.json changed", false
 			select {
 			case <-c.stop:
 				return
 			case <-t.C:
 			case <-reload:
-				why = "SIGHUP"
+				why, force = "SIGHUP", true
 				c.log.Info("SIGHUP: reloading the configuration")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, _, _ = c.history.Reload(ctx, why) // logged by the history
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			c.refresh(ctx, why, force)
 			cancel()
 		}
 	}()
+}
+
+// refresh reloads the tree (keeping the old one if the new one is invalid
+// or breaks the served canary configuration), records a version if what
+// the configuration points at changed, then reloads canary.json. Errors
+// are logged where they happen.
+func (c *control) refresh(ctx context.Context, why string, force bool) {
+	changed, _ := c.gov.reload(ctx, force, func(t *governance.Tree) error {
+		_, v := c.history.Current()
+		_, err := canary.Parse(v.Canary, t.Known(c.gov.cfg.Model, c.gov.models))
+		if err != nil {
+			return fmt.Errorf("the served canary configuration (version %d) needs what the new tree lacks: %w", v.N, err)
+		}
+		return nil
+	})
+	if changed {
+		treeWhy := "configuration tree changed"
+		if force {
+			treeWhy += " (SIGHUP)"
+		}
+		_, _, _ = c.history.Refresh(ctx, treeWhy)
+	}
+	_, _, _ = c.history.Reload(ctx, why) // logged by the history
 }
 
 func (c *control) close() {

@@ -86,7 +86,7 @@ func start(t *testing.T, llm *llmtest.Server, dataDir string, env ...string) *pr
 		"PATH=" + os.Getenv("PATH"),
 		"AGENTD_ADDR=127.0.0.1:0",
 		"AGENTD_DATA=" + dataDir,
-		"AGENTD_CONFIG_DIR=" + t.TempDir(),
+		"AGENTD_CONFIG_DIR=" + configDir(t, "{}"),
 		"OPENAI_BASE_URL=" + llm.URL(),
 		"OPENAI_API_KEY=sk-test-not-a-real-key",
 		"OPENAI_MODEL=stable-model",

@@ -13,12 +13,17 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+
+	"github.com/agentd/agentd/internal/sandbox"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sandbox.ExecArg { // the shell sandbox helper: confine, then exec
+		os.Exit(sandbox.ExecMain(os.Args[2:], os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, restore the default handling: a second
 	// SIGTERM or SIGINT ends the process at once.
@@ -51,6 +56,7 @@ Commands:
   healthcheck  GET /healthz of a local agentd; exit 0 if healthy, 1 if not
   canary       show, explain or change the canary configuration of a running agentd
   rollback     halt a canary variant, or return to an earlier configuration version
+  check        validate a configuration tree (skills, rules, sandbox, canary, secrets, prompt length)
   version      print the version
 
 Run "agentd <command> --help" for a command's flags and environment variables.
@@ -71,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return canaryCmd(ctx, rest, getenv, stdout, stderr)
 	case "rollback":
 		return rollbackCmd(ctx, rest, getenv, stdout)
+	case "check":
+		return check(ctx, rest, getenv, stdout)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "agentd %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -22,7 +22,6 @@ import (
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
-	"github.com/agentd/agentd/internal/tools"
 )
 
 // app is agentd wired together: the store, the canary control, the pool
@@ -52,32 +51,29 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, usageError{err}
 	}
-	gov := &governance{dir: cfg.ConfigDir, model: cfg.Model, models: cfg.Models}
+	gov, err := newGovern(ctx, cfg, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	ctl, err := newControl(ctx, cfg, db, gov, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, Logger: log})
-	toolCfg := tools.Config{ShellInactivityTimeout: cfg.ShellTimeout, MaxShellTimeout: 5 * cfg.ShellTimeout}
 	pool, err := session.NewPool(db.Sessions(), a, session.Hooks{
-		Assign:  ctl.assign,
-		Rebind:  ctl.rebind,
-		Observe: ctl.observe,
-		Tools: func(s *session.Session, dir string) ([]agent.Tool, io.Closer, error) {
-			set, err := tools.New(dir, toolCfg)
-			if err != nil {
-				return nil, nil, err
-			}
-			return set.Tools(), set, nil
-		},
-		SystemPrompt: func(s *session.Session, dir string) (string, error) {
-			return basePrompt, nil
-		},
-		CheckModel: ctl.checkModel,
+		Assign:       ctl.assign,
+		Rebind:       ctl.rebind,
+		Observe:      ctl.observe,
+		Tools:        gov.tools,
+		TurnTools:    gov.turnTools,
+		SystemPrompt: gov.systemPrompt,
+		Permit:       gov.permit,
+		CheckModel:   ctl.checkModel,
 	}, session.Config{
 		Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
-		TurnTimeout: cfg.TurnTimeout, Logger: log,
+		TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log,
 	})
 	if err != nil {
 		ctl.close()

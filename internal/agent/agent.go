@@ -74,12 +74,12 @@ func New(m Model, cfg Config) *Agent {
 
 // Turn is the input of one Run.
 type Turn struct {
-	Model         string    // model id sent to the provider
-	System        string    // system prompt, rebuilt by the caller every turn; never stored
+	Model  string // model id sent to the provider
+	System string // system prompt, rebuilt by the caller every turn; never stored
 	// Prompt, if set, is called before every LLM call and its result is
 	// used instead of System: a tool that changes the prompt (activating a
 	// skill) takes effect within the turn.
-	Prompt func() string
+	Prompt        func() string
 	History       []Message // the conversation so far; not modified
 	Input         string    // the user's message
 	Tools         []Tool

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -50,7 +51,7 @@ type Version struct {
 	At     time.Time `json:"at"`
 	Actor  string    `json:"actor"`
 	Reason string    `json:"reason"`
-	Kind   string    `json:"kind"` // "file", "apply", "halt", "revert"
+	Kind   string    `json:"kind"` // "file", "tree", "apply", "halt", "revert"
 	// Canary is the canary.json document served.
 	Canary json.RawMessage `json:"canary"`
 	// Hashes are content hashes of what the document points at (rule
@@ -63,6 +64,10 @@ type Version struct {
 	Diff []string `json:"diff"`
 	// Details carries structured facts of the change (the guard's numbers).
 	Details map[string]any `json:"details,omitempty"`
+	// DiffersFromFile says the served document is not canary.json as it
+	// is on disk: an API change, a halt or revert, or halts carried over a
+	// file change.
+	DiffersFromFile bool `json:"differs_from_file"`
 }
 
 // Store persists versions. *boltdb.VersionStore implements it.
@@ -190,7 +195,7 @@ func (h *History) Current() (*canary.Policy, Version) {
 func (h *History) Status() Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := Status{Version: h.cur, DiffersFromFile: h.cur.Kind != "file" || h.cur.FileHash != h.fileHash}
+	st := Status{Version: h.cur, DiffersFromFile: h.cur.DiffersFromFile || h.cur.FileHash != h.fileHash}
 	if h.fileErr != nil {
 		st.FileError = h.fileErr.Error()
 		st.DiffersFromFile = true
@@ -245,6 +250,7 @@ func (h *History) applyFileLocked(ctx context.Context, data []byte, fileHash, wh
 			if p, err = canary.Compile(doc, h.cfg.Known()); err != nil {
 				return Version{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 			}
+			return h.commitLocked(ctx, p, Version{Actor: ActorFile, Reason: why + " (halts of unchanged variants kept)", Kind: "file", FileHash: fileHash, DiffersFromFile: true})
 		}
 	}
 	return h.commitLocked(ctx, p, Version{Actor: ActorFile, Reason: why, Kind: "file", FileHash: fileHash})
@@ -287,6 +293,24 @@ func (h *History) commitLocked(ctx context.Context, p *canary.Policy, v Version)
 	return v, nil
 }
 
+// Refresh records a new version when what the served policy points at
+// changed content (a rule version, sandbox.json, a skill set or an
+// instructions file was edited), so the history says exactly what ran. The
+// document is unchanged; it must still validate.
+func (h *History) Refresh(ctx context.Context, why string) (Version, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, err := canary.Parse(h.cur.Canary, h.cfg.Known())
+	if err != nil {
+		return h.cur, false, fmt.Errorf("%w: the served configuration does not validate against the new tree: %w", ErrInvalid, err)
+	}
+	if maps.Equal(h.cfg.Hashes(p), h.cur.Hashes) {
+		return h.cur, false, nil
+	}
+	v, err := h.commitLocked(ctx, p, Version{Actor: ActorFile, Reason: why, Kind: "tree", FileHash: h.cur.FileHash, DiffersFromFile: h.cur.DiffersFromFile})
+	return v, err == nil, err
+}
+
 // Apply validates doc and serves it as a new version. ifMatch must be the
 // current version number (0 skips the check only when allowed by the
 // caller); a reason is required.
@@ -303,7 +327,7 @@ func (h *History) Apply(ctx context.Context, doc []byte, ifMatch int, actor, rea
 	if err != nil {
 		return Version{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "apply"})
+	return h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "apply", DiffersFromFile: true})
 }
 
 // Halt takes a variant out of service: its users get the stable value for
@@ -328,7 +352,7 @@ func (h *History) Halt(ctx context.Context, dim canary.Dimension, variant, actor
 	if err != nil {
 		return Version{}, false, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	v, err := h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "halt", Details: details})
+	v, err := h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "halt", Details: details, DiffersFromFile: true})
 	return v, err == nil, err
 }
 
@@ -347,7 +371,7 @@ func (h *History) Revert(ctx context.Context, n int, actor, reason string) (Vers
 	if err != nil {
 		return Version{}, fmt.Errorf("%w: version %d no longer validates against the configuration tree: %w", ErrInvalid, n, err)
 	}
-	return h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "revert", Details: map[string]any{"to_version": n}})
+	return h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "revert", Details: map[string]any{"to_version": n}, DiffersFromFile: true})
 }
 
 // Get returns version n.

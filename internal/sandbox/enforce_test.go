@@ -499,7 +499,20 @@ func TestHookServerProcessHidden(t *testing.T) {
 // while its own workspace (beneath the data directory) stays readable and
 // writable, and the rest of the system readable.
 func TestHookHidden(t *testing.T) {
-	data := dirOutsideTmp(t)
+	// The data directory outside /tmp (production: /data), and inside /tmp,
+	// which the write profiles may otherwise write to.
+	for _, where := range []string{"outside /tmp", "inside /tmp"} {
+		t.Run(where, func(t *testing.T) {
+			data := dirOutsideTmp(t)
+			if where == "inside /tmp" {
+				data = t.TempDir()
+			}
+			testHidden(t, data)
+		})
+	}
+}
+
+func testHidden(t *testing.T, data string) {
 	mine, other := filepath.Join(data, "workspaces", "acme", "sess_mine"), filepath.Join(data, "workspaces", "globex", "sess_other")
 	for _, d := range []string{mine, other} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -523,6 +536,7 @@ func TestHookHidden(t *testing.T) {
 				ok           bool
 			}{
 				{"another session's file", "cat " + shq(filepath.Join(other, "secret.txt")), false},
+				{"writing another session's workspace", "echo x >> " + shq(filepath.Join(other, "secret.txt")), false},
 				{"the store", "cat " + shq(filepath.Join(data, "agentd.db")), false},
 				{"listing the data dir", "ls " + shq(filepath.Join(data, "workspaces")), false},
 				{"own file", "cat own.txt", true},

@@ -102,14 +102,14 @@ func planLandlock(abi int, s spec) (landlockPlan, error) {
 		return landlockPlan{}, fmt.Errorf("the kernel's Landlock ABI %d cannot enforce profile %s, which needs ABI %d "+
 			"(ABI 3, Linux 6.2: truncation; ABI 4, Linux 6.7: TCP bind/connect)", abi, s.Profile, s.Profile.minABI())
 	}
-	var fs uint64 = fsV1 | fsV2 | fsV3
+	var handled uint64 = fsV1 | fsV2 | fsV3
 	if abi >= 5 {
-		fs |= fsV5
+		handled |= fsV5
 	}
 	if abi >= 9 {
-		fs |= fsV9
+		handled |= fsV9
 	}
-	p := landlockPlan{attr: rulesetAttr{handledAccessFS: fs}}
+	p := landlockPlan{attr: rulesetAttr{handledAccessFS: handled}}
 	if !s.Profile.Network() {
 		p.attr.handledAccessNet = netV4 // no rule grants a port: all denied
 		if abi >= 10 {
@@ -119,31 +119,50 @@ func planLandlock(abi int, s spec) (landlockPlan, error) {
 			p.attr.scoped = scopeV6Abstract
 		}
 	}
-	if len(s.Hidden) == 0 {
-		p.rules = append(p.rules, pathRule{path: "/", access: fsReadExec})
-	} else {
-		roots, err := readRoots("/", s.Hidden)
+	// grant adds access beneath root, except beneath the hidden paths.
+	grant := func(root string, access uint64, optional bool) error {
+		if !slices.ContainsFunc(s.Hidden, func(h string) bool { return h == root || strings.HasPrefix(h, strings.TrimSuffix(root, "/")+"/") }) {
+			p.rules = append(p.rules, pathRule{path: root, access: access, optional: optional})
+			return nil
+		}
+		if slices.Contains(s.Hidden, root) {
+			return nil
+		}
+		subs, err := readRoots(root, s.Hidden)
 		if err != nil {
-			return landlockPlan{}, err
+			if optional && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
 		}
-		for _, r := range roots {
-			p.rules = append(p.rules, pathRule{path: r, access: fsReadExec, optional: true})
+		for _, sub := range subs {
+			p.rules = append(p.rules, pathRule{path: sub, access: access, optional: true})
 		}
+		return nil
+	}
+	if err := grant("/", fsReadExec, false); err != nil {
+		return landlockPlan{}, err
+	}
+	if len(s.Hidden) > 0 {
 		// The workspace may lie beneath a hidden path: it stays readable.
 		p.rules = append(p.rules, pathRule{path: s.Workspace, access: fsReadExec})
 	}
 	devs := devAlways
 	if s.Profile.Writes() {
 		devs = devWrite
-		rw := fs &^ fsNeverGranted
+		rw := handled &^ fsNeverGranted
 		p.rules = append(p.rules, pathRule{path: s.Workspace, access: rw})
 		for _, w := range s.Writable {
-			p.rules = append(p.rules, pathRule{path: w, access: rw})
+			if err := grant(w, rw, false); err != nil {
+				return landlockPlan{}, err
+			}
 		}
-		p.rules = append(p.rules, pathRule{path: tmpDir, access: rw, optional: true})
+		if err := grant(tmpDir, rw, true); err != nil {
+			return landlockPlan{}, err
+		}
 	}
 	for _, d := range devs {
-		p.rules = append(p.rules, pathRule{path: d, access: fsDevWrite & fs, optional: true})
+		p.rules = append(p.rules, pathRule{path: d, access: fsDevWrite & handled, optional: true})
 	}
 	return p, nil
 }
@@ -176,7 +195,7 @@ func (p landlockPlan) enforce() error {
 func readRoots(dir string, hidden []string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list %s to hide %v: %v", dir, hidden, err)
+		return nil, fmt.Errorf("list %s to hide %v: %w", dir, hidden, err)
 	}
 	var out []string
 	for _, e := range entries {

@@ -30,7 +30,9 @@ func askPool(t *testing.T, timeout time.Duration, steps ...agenttest.Step) (*ses
 	rm := agenttest.NewTool("rm", func(context.Context, agent.Call) (string, error) { return "rm ran", nil })
 	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), session.Hooks{
 		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
-		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return []agent.Tool{risky, rm}, nil, nil },
+		Tools: func(*session.Session, string) ([]agent.Tool, io.Closer, error) {
+			return []agent.Tool{risky, rm}, nil, nil
+		},
 		Permit: func(_ *session.Session, c agent.Call, _ agent.ToolSpec) session.Permit {
 			switch c.Name {
 			case "risky":
@@ -175,7 +177,7 @@ func TestActivationReachesThePromptWithinTheTurnAndIsKept(t *testing.T) {
 	hooks := session.Hooks{
 		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
 		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
-		TurnTools: func(h *session.Handle) []agent.Tool {
+		TurnTools: func(_ *session.Session, h *session.Handle) []agent.Tool {
 			return []agent.Tool{agenttest.NewTool("learn", func(context.Context, agent.Call) (string, error) {
 				h.ActivateSkill("review")
 				return "activated", nil
