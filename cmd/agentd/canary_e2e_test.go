@@ -257,6 +257,34 @@ func TestManualRollback(t *testing.T) {
 	if r := p.do("POST", "/v1/admin/rollback", opsKey, `{"dimension":"model","variant":"nope","reason":"x"}`); r.Status != 404 {
 		t.Errorf("rollback of an unknown variant = %d %s; want 404", r.Status, r.Raw)
 	}
+	for _, body := range []string{`{"dimension":"model","variant":"beta"}`, `{"to_version":1,"reason":"  "}`} {
+		if r := p.do("POST", "/v1/admin/rollback", opsKey, body); r.Status != 400 || r.Body["error"].(map[string]any)["code"] != "reason_required" {
+			t.Errorf("rollback %s = %d %s; want 400 reason_required", body, r.Status, r.Raw)
+		}
+	}
+	if r := p.do("POST", "/v1/admin/rollback", opsKey, `{"dimension":"model","variant":"beta","to_version":1,"reason":"x"}`); r.Status != 400 {
+		t.Errorf("rollback with both forms = %d; want 400", r.Status)
+	}
+}
+
+// TestSIGHUPReloads: with a long poll interval, SIGHUP applies a changed
+// canary.json at once.
+func TestSIGHUPReloads(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	dir := configDir(t, betaConfig)
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir, "AGENTD_CONFIG_POLL=1h")
+	writeCanary(t, dir, strings.Replace(betaConfig, `"users": ["alice"]`, `"users": ["zoe"]`, 1))
+	if _, a := p.createAs(acmeKey, "zoe"); a["model"] != "stable-model" {
+		t.Fatalf("before SIGHUP zoe = %v; the hour-long poll cannot have run", a)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, a := p.createAs(acmeKey, "zoe"); return a["model"] == "canary-model" })
+	v := p.do("GET", "/v1/admin/versions?limit=1", opsKey, "").Body["versions"].([]any)[0].(map[string]any)
+	if v["reason"] != "SIGHUP" || v["actor"] != "file" {
+		t.Errorf("version after SIGHUP = %v", v)
+	}
 }
 
 // TestGuardHaltsAFailingVariant: a canary variant on a model the fake LLM
