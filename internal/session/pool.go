@@ -362,7 +362,7 @@ func (p *Pool) change(ctx context.Context, tenant string, id ID, fn func(*Sessio
 	e.mu.Unlock()
 	if err := p.save(ctx, snap, from); err != nil {
 		e.mu.Lock()
-		e.sess = prev // a rejected change changes nothing
+		*e.sess = *prev // a rejected change changes nothing (in place: tools hold the pointer)
 		e.mu.Unlock()
 		return nil, err
 	}

@@ -474,3 +474,48 @@ func mustCopy(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// failingStore fails saves on demand.
+type failingStore struct {
+	*boltdb.SessionStore
+	fail bool
+}
+
+func (f *failingStore) Save(ctx context.Context, s *session.Session, from session.Mark) error {
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return f.SessionStore.Save(ctx, s, from)
+}
+
+// TestFailedSaveChangesNothing: a change the store refuses is undone in
+// memory too, so what clients read is what is on disk.
+func TestFailedSaveChangesNothing(t *testing.T) {
+	db, err := boltdb.Open(filepath.Join(t.TempDir(), "agentd.db"), boltdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := &failingStore{SessionStore: db.Sessions()}
+	pool, err := session.NewPool(st, agent.New(agenttest.NewModel(), agent.Config{}), session.Hooks{
+		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
+		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
+	}, session.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, _ := pool.Create(t.Context(), "acme", "alice", "")
+	st.fail = true
+	if _, err := pool.SetModel(t.Context(), "acme", s.ID, "other"); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("SetModel with a failing store = %v", err)
+	}
+	if _, err := pool.Create(t.Context(), "acme", "bob", ""); err == nil {
+		t.Errorf("Create with a failing store succeeded")
+	}
+	st.fail = false
+	got, _ := pool.Get(t.Context(), "acme", s.ID)
+	if got.Model != "m" {
+		t.Errorf("model after a failed switch = %q; want m", got.Model)
+	}
+}
