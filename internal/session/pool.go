@@ -253,6 +253,7 @@ func (p *Pool) Create(ctx context.Context, tenant, user, model string) (*Session
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
 	if err := p.save(ctx, s, Mark{}); err != nil {
+		_ = os.RemoveAll(p.Dir(tenant, s.ID))
 		return nil, err
 	}
 	e := &entry{key: key(tenant, s.ID), tenant: tenant, id: s.ID, ready: make(chan struct{}), sess: s}
