@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,8 +28,9 @@ type control struct {
 	gov     *govern
 	log     *zap.Logger
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // newControl loads the configuration history (applying canary.json if it
@@ -179,8 +181,11 @@ func (c *control) refresh(ctx context.Context, why string, force bool) {
 	_, _, _ = c.history.Reload(ctx, why) // logged by the history
 }
 
+// close stops the watcher and the guard; it may be called more than once.
 func (c *control) close() {
-	close(c.stop)
-	<-c.done
-	c.guard.Close()
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.done
+		c.guard.Close()
+	})
 }

@@ -502,7 +502,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	llm := llmtest.NewServer(t)
 	p := start(t, llm, t.TempDir(), "AGENTD_SHUTDOWN_TIMEOUT=60s")
 	id := p.create(acmeKey)
-	body, _ := json.Marshal(map[string]string{"content": `[[tool run_shell_command {"command":"trap '' TERM; touch started; while :; do sleep 1; done"}]]`})
+	body, _ := json.Marshal(map[string]string{"content": `[[tool run_shell_command {"command":"echo $$ > started; trap '' TERM; while :; do sleep 1; done"}]]`})
 	go func() { // the process dies under this request: ignore how it ends
 		req, _ := http.NewRequest("POST", p.url+"/v1/sessions/"+id+"/messages", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+acmeKey)
@@ -511,7 +511,15 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		}
 	}()
 	started := filepath.Join(p.data, "workspaces", "acme", id, "started")
-	waitFor(t, func() bool { _, err := os.Stat(started); return err == nil })
+	waitFor(t, func() bool { b, err := os.ReadFile(started); return err == nil && len(b) > 0 })
+	t.Cleanup(func() { // agentd dies before it can kill the command: do it here
+		if b, err := os.ReadFile(started); err == nil {
+			var pid int
+			if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 0 {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+	})
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	waitFor(t, func() bool { return strings.Contains(p.logs.String(), "draining") })
 	// The shutdown now waits for the command, which ignores SIGTERM (it is

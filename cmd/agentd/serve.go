@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,6 +34,9 @@ type app struct {
 	ctl  *control
 	pool *session.Pool
 	api  *httpapi.Server
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // newApp opens the store and wires every part for cfg. Close it with close.
@@ -101,9 +105,13 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 }
 
 // close stops the control and releases the store; call it after shutdown.
+// Later calls do nothing.
 func (a *app) close() error {
-	a.ctl.close()
-	return a.db.Close()
+	a.closeOnce.Do(func() {
+		a.ctl.close()
+		a.closeErr = a.db.Close()
+	})
+	return a.closeErr
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

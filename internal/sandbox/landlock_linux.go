@@ -221,7 +221,7 @@ func readRoots(dir string, hidden []string) ([]string, error) {
 func addPathRule(rulesetFD int, r pathRule) error {
 	fd, err := unix.Open(r.path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if r.optional && (err == unix.ENOENT || err == unix.EACCES || err == unix.ELOOP) {
+		if r.optional && (err == unix.ENOENT || err == unix.EACCES || err == unix.ELOOP || err == unix.ENXIO) {
 			return nil
 		}
 		return fmt.Errorf("landlock rule for %s: %v", r.path, &os.PathError{Op: "open", Path: r.path, Err: err})
@@ -234,6 +234,9 @@ func addPathRule(rulesetFD int, r pathRule) error {
 	attr := unix.LandlockPathBeneathAttr{Allowed_access: r.access, Parent_fd: int32(fd)}
 	_, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rulesetFD),
 		unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&attr)), 0, 0, 0)
+	if errno == unix.EBADFD && r.optional {
+		return nil // not a file system object (a pipe or socket behind /dev/stderr, say): nothing to grant
+	}
 	if errno != 0 {
 		return fmt.Errorf("landlock rule for %s (access %#x): %v", r.path, r.access, errno)
 	}
