@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# The Kubernetes checks of deploy/k8s, with real tools and a real cluster
+# started here and torn down at the end:
+#
+#   1. render the base and the CI overlay with kustomize;
+#   2. the config tree (AGENTAO.md, skills/, .agentao/, instructions/) and the
+#      agentd-config ConfigMap hold the same files;
+#   3. kubeconform -strict against schemas generated from Kubernetes' OpenAPI
+#      (local files only), and it does reject an unknown field;
+#   4. kubectl apply --dry-run=server against a real kube-apiserver (etcd from
+#      Debian), and it does reject an invalid value;
+#   5. a one-node cluster (controller-manager, scheduler, kubelet, containerd,
+#      CNI bridge): the CI overlay runs 3 replicas Ready on hostPath volumes; a
+#      session is opened on each pod (port-forward) with a [[hang]] turn in
+#      flight; `kubectl rollout restart`; after the rollout, on each pod the
+#      session is there, its history valid, the interrupted turn cancelled with
+#      reason shutdown, and a new turn works.
+#
+#   scripts/ci-tools.sh && AGENTD_CI_IMAGES=/tmp/images.tar scripts/ci-docker.sh \
+#     && AGENTD_CI_IMAGES=/tmp/images.tar scripts/ci-k8s.sh
+#
+# AGENTD_CI_IMAGES: `docker save` of agentd:ci, agentd-fakellm:ci and
+# local/pause:ci (scripts/ci-docker.sh writes it); without it step 5 is skipped.
+# A missing tool is a loud "SKIPPED: ..." (see scripts/ci/lib.sh), not a pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/ci/lib.sh
+
+unavailable_reason() { cat "$CI_CACHE/unavailable/$1" 2>/dev/null || echo "not built: run scripts/ci-tools.sh"; }
+
+if [ -x "$K8S_DIR/kubectl" ]; then
+	kubectl=$K8S_DIR/kubectl
+else
+	skip "k8s: kustomize, kubeconform, dry-run=server, cluster rollout" "kubectl $K8S_VERSION: $(unavailable_reason kubernetes)"
+	exit 0
+fi
+W=$(mktemp -d "${TMPDIR:-/tmp}/agentd-ci-k8s.XXXXXX")
+kc() { "$kubectl" "$@"; }
+
+# --- teardown -------------------------------------------------------------------------
+PIDS=()     # background processes, stopped in reverse order
+hang_pids=() # clients of the turns in flight
+pf_pids=()   # kubectl port-forward
+ctrd_sock=$W/containerd.sock
+cni_bridge=agentdci0
+netns_before=$(ls /var/run/netns 2>/dev/null | tr '\n' ' ' || true)
+had_kube_chains=$(iptables-save 2>/dev/null | grep -m1 '^:KUBE-' || true)
+cleanup() {
+	local rc=$?
+	set +e
+	phase_end
+	if [ "$rc" != 0 ] && [ -n "${KUBECONFIG:-}" ]; then
+		echo "--- cluster state (the check failed)"
+		kc get pods,pvc,pv -o wide 2>&1 | head -30
+		kc get events --sort-by=.lastTimestamp 2>&1 | tail -25
+		for i in 0 1 2; do kc logs "agentd-$i" -c agentd --tail 15 2>/dev/null | sed "s/^/agentd-$i: /"; done
+		tail -5 "$W"/kubelet.log 2>/dev/null
+	fi
+	for p in "${hang_pids[@]}" "${pf_pids[@]}"; do kill "$p" 2>/dev/null; done
+	if [ -n "${KUBECONFIG:-}" ] && [ -S "$ctrd_sock" ]; then
+		kc delete statefulset agentd --cascade=foreground --wait=true --timeout=60s >/dev/null 2>&1
+	fi
+	local i
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		p=${PIDS[i]}
+		if [ "$p" = ctr ]; then # containers outlive containerd: kill them first
+			for c in $(ctr -a "$ctrd_sock" -n k8s.io c ls -q 2>/dev/null); do
+				ctr -a "$ctrd_sock" -n k8s.io t kill -s KILL "$c" >/dev/null 2>&1
+				ctr -a "$ctrd_sock" -n k8s.io t rm -f "$c" >/dev/null 2>&1
+				ctr -a "$ctrd_sock" -n k8s.io c rm "$c" >/dev/null 2>&1
+			done
+			continue
+		fi
+		kill "$p" 2>/dev/null
+		for _ in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	grep " $W/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	for n in $(ls /var/run/netns 2>/dev/null | grep '^cni-'); do # the pods' network namespaces
+		[[ " $netns_before " == *" $n "* ]] || ip netns delete "$n" 2>/dev/null
+	done
+	ip link del "$cni_bridge" 2>/dev/null
+	[ -n "$had_kube_chains" ] || drop_chains KUBE- # the kubelet's, unless they were there before
+	rm -rf "$W"
+	log "k8s: torn down ($W removed)"
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# --- 1. render ---------------------------------------------------------------------------
+phase "k8s: kustomize (base and CI overlay)"
+render() { kc kustomize --load-restrictor LoadRestrictionsNone "$1"; }
+render deploy/k8s/base >"$W/base.yaml"
+render deploy/k8s/overlays/ci >"$W/ci.yaml"
+grep '^kind:' "$W/base.yaml" | sort | uniq -c | sed 's/^/base: /'
+
+# --- 2. config tree == ConfigMap ---------------------------------------------------------
+phase "k8s: the ConfigMap holds the whole config tree"
+roots=()
+for r in AGENTAO.md skills .agentao instructions; do [ -e "$r" ] && roots+=("$r"); done
+find "${roots[@]}" -type f | sort >"$W/tree.txt"
+# the config volume's items: "path: <relative path>" (probe paths start with /)
+grep -E '^ +path: [^/]' "$W/base.yaml" | awk '{print $2}' | sort >"$W/items.txt"
+if ! diff -u "$W/tree.txt" "$W/items.txt"; then
+	echo "deploy/k8s/base: the config tree (-) and the ConfigMap items (+) differ. For each new file F add" >&2
+	echo "  '- KEY=../../../F' to configMapGenerator in kustomization.yaml and '- {key: KEY, path: F}' to the" >&2
+	echo "  config volume's items in statefulset.yaml (KEY: F with / replaced by __, without a leading dot)." >&2
+	die "config tree and ConfigMap differ"
+fi
+echo "$(wc -l <"$W/tree.txt") files, each in the ConfigMap and mounted at its path under /etc/agentd"
+
+# --- 3. kubeconform ------------------------------------------------------------------------
+phase "k8s: kubeconform -strict (local schemas of Kubernetes $K8S_VERSION)"
+if [ ! -x "$KUBECONFORM_DIR/kubeconform" ]; then
+	skip "kubeconform" "kubeconform $KUBECONFORM_VERSION: $(unavailable_reason kubeconform)"
+elif [ ! -f "$SCHEMA_DIR/statefulset-apps-v1.json" ]; then
+	skip "kubeconform" "JSON schemas: $(unavailable_reason schemas)"
+else
+	# Never the default schema location (a URL): local files only.
+	conform() { "$KUBECONFORM_DIR/kubeconform" -strict -summary -schema-location "$SCHEMA_DIR/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$@"; }
+	conform "$W/base.yaml"
+	conform "$W/ci.yaml"
+	sed 's/^\( *\)readOnlyRootFilesystem: true/\1readOnlyRootFilesystem: true\n\1bogusField: 1/' "$W/base.yaml" >"$W/bad.yaml"
+	if conform "$W/bad.yaml" >"$W/bad.out" 2>&1; then die "kubeconform accepted an unknown field"; fi
+	grep -q "bogusField" "$W/bad.out" || die "kubeconform failed on the bad manifest, but not for the unknown field: $(cat "$W/bad.out")"
+	echo "an unknown field is rejected: $(grep -o "additional properties 'bogusField' not allowed" "$W/bad.out" | head -1)"
+fi
+
+# --- 4. a real kube-apiserver: dry-run=server -------------------------------------------------
+phase "k8s: kubectl apply --dry-run=server (etcd + kube-apiserver $K8S_VERSION)"
+if ! command -v etcd >/dev/null; then
+	skip "k8s: dry-run=server and cluster rollout" "etcd is not installed ($(unavailable_reason etcd))"
+	exit 0
+fi
+if [ ! -x "$K8S_DIR/kube-apiserver" ]; then
+	skip "k8s: dry-run=server and cluster rollout" "kube-apiserver $K8S_VERSION: $(unavailable_reason kubernetes)"
+	exit 0
+fi
+mkdir -p "$W/pki" "$W/etcd" "$W/kcerts"
+openssl genrsa -out "$W/pki/sa.key" 2048 2>/dev/null
+openssl rsa -in "$W/pki/sa.key" -pubout -out "$W/pki/sa.pub" 2>/dev/null
+token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "$token,ci-admin,ci-admin-uid,system:masters" >"$W/pki/tokens.csv"
+etcd --data-dir "$W/etcd" --listen-client-urls http://127.0.0.1:22379 --advertise-client-urls http://127.0.0.1:22379 \
+	--listen-peer-urls http://127.0.0.1:22380 --initial-advertise-peer-urls http://127.0.0.1:22380 \
+	--initial-cluster default=http://127.0.0.1:22380 >"$W/etcd.log" 2>&1 &
+PIDS+=($!)
+"$K8S_DIR/kube-apiserver" --etcd-servers=http://127.0.0.1:22379 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+	--endpoint-reconciler-type=none --secure-port=26443 --cert-dir="$W/kcerts" \
+	--service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$W/pki/sa.pub" \
+	--service-account-signing-key-file="$W/pki/sa.key" --service-cluster-ip-range=10.96.0.0/16 \
+	--authorization-mode=RBAC,Node --token-auth-file="$W/pki/tokens.csv" \
+	--kubelet-preferred-address-types=Hostname >"$W/kube-apiserver.log" 2>&1 &
+PIDS+=($!)
+cat >"$W/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: ci, cluster: {server: "https://127.0.0.1:26443", insecure-skip-tls-verify: true}}]
+users: [{name: ci-admin, user: {token: "$token"}}]
+contexts: [{name: ci, context: {cluster: ci, user: ci-admin, namespace: default}}]
+current-context: ci
+KC
+export KUBECONFIG=$W/kubeconfig
+apiserver_ready() { [ "$(curl -sk -H "Authorization: Bearer $token" https://127.0.0.1:26443/readyz)" = ok ]; }
+wait_for 90 kube-apiserver apiserver_ready || { tail -20 "$W/kube-apiserver.log"; die "kube-apiserver did not become ready"; }
+kc version 2>/dev/null | sed 's/^/  /'
+kc apply --dry-run=server -f "$W/base.yaml"
+kc apply --dry-run=server -f "$W/ci.yaml" >/dev/null
+echo "(the CI overlay too)"
+sed 's/sessionAffinity: ClientIP/sessionAffinity: Sticky/' "$W/base.yaml" >"$W/bad.yaml"
+if kc apply --dry-run=server -f "$W/bad.yaml" >"$W/bad.out" 2>&1; then die "the apiserver accepted sessionAffinity: Sticky"; fi
+echo "an invalid value is rejected: $(grep -o 'Unsupported value: "Sticky"' "$W/bad.out" | head -1)"
+grep -q 'Unsupported value: "Sticky"' "$W/bad.out" || die "dry-run failed on the bad manifest, but not for the bad value: $(cat "$W/bad.out")"
+
+# --- 5. a one-node cluster -----------------------------------------------------------------------
+phase "k8s: one-node cluster (controller-manager, scheduler, containerd, kubelet)"
+reason=
+for b in kube-controller-manager kube-scheduler kubelet; do
+	[ -x "$K8S_DIR/$b" ] || reason="$b $K8S_VERSION: $(unavailable_reason kubernetes)"
+done
+command -v containerd >/dev/null && command -v runc >/dev/null && command -v ctr >/dev/null ||
+	reason="containerd/runc are not installed ($(unavailable_reason docker))"
+[ -x /usr/lib/cni/bridge ] || reason="CNI plugins are not installed ($(unavailable_reason etcd))"
+[ -s "${AGENTD_CI_IMAGES:-}" ] || reason="no images to run (AGENTD_CI_IMAGES unset or empty: scripts/ci-docker.sh makes them)"
+if [ -n "$reason" ]; then
+	skip "k8s: cluster rollout (3 replicas, sessions across rollout restart)" "$reason"
+	exit 0
+fi
+mkdir -p "$W/ctrd" "$W/cni/net.d" "$W/kubelet"
+"$K8S_DIR/kube-controller-manager" --kubeconfig="$KUBECONFIG" --bind-address=127.0.0.1 --secure-port=20257 \
+	--service-account-private-key-file="$W/pki/sa.key" --root-ca-file="$W/kcerts/apiserver.crt" --leader-elect=false \
+	--controllers='*,-nodeipam' >"$W/kube-controller-manager.log" 2>&1 &
+PIDS+=($!)
+"$K8S_DIR/kube-scheduler" --kubeconfig="$KUBECONFIG" --bind-address=127.0.0.1 --secure-port=20259 \
+	--leader-elect=false >"$W/kube-scheduler.log" 2>&1 &
+PIDS+=($!)
+# containerd: this node lacks CAP_SYS_RESOURCE, hence restrict_oom_score_adj.
+cat >"$W/ctrd/config.toml" <<CT
+version = 2
+root = "$W/ctrd/root"
+state = "$W/ctrd/state"
+[grpc]
+  address = "$ctrd_sock"
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "local/pause:ci"
+    restrict_oom_score_adj = true
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "$W/cni/net.d"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          SystemdCgroup = false
+CT
+cat >"$W/cni/net.d/10-agentdci.conflist" <<CN
+{"cniVersion": "0.4.0", "name": "agentdci", "plugins": [
+  {"type": "bridge", "bridge": "$cni_bridge", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": "$W/cni/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}, {"type": "loopback"}]}
+CN
+containerd --config "$W/ctrd/config.toml" >"$W/containerd.log" 2>&1 &
+PIDS+=($!)
+PIDS+=(ctr)
+wait_for 20 containerd ctr -a "$ctrd_sock" version
+ctr -a "$ctrd_sock" -n k8s.io images import "$AGENTD_CI_IMAGES" >/dev/null
+ctr -a "$ctrd_sock" -n k8s.io images ls -q | grep -E 'agentd|pause' | sed 's/^/  image /'
+cat >"$W/kubelet.yaml" <<KL
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: 20250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 20248
+authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$ctrd_sock
+enforceNodeAllocatable: []
+evictionHard: {}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+KL
+"$K8S_DIR/kubelet" --kubeconfig="$KUBECONFIG" --config="$W/kubelet.yaml" --root-dir="$W/kubelet" \
+	--cert-dir="$W/kcerts" --hostname-override=127.0.0.1 >"$W/kubelet.log" 2>&1 &
+PIDS+=($!)
+node_ready() { kc wait --for=condition=Ready node/127.0.0.1 --timeout=5s; }
+wait_for 120 "node Ready" node_ready || { tail -20 "$W/kubelet.log"; die "the node did not become Ready"; }
+wait_for 60 "the default ServiceAccount" kc get serviceaccount default
+log "node Ready"
+
+phase "k8s: apply the CI overlay, 3 replicas Ready"
+# No provisioner: one hostPath volume per replica, owned by 10001 (hostPath
+# ignores fsGroup).
+for i in 0 1 2; do
+	mkdir -p "$W/pv$i"
+	chown 10001:10001 "$W/pv$i"
+	cat <<PV
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: agentd-ci-pv-$i}
+spec:
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: "$W/pv$i", type: Directory}
+---
+PV
+done | kc apply -f - >/dev/null
+kc apply -f "$W/ci.yaml"
+kc rollout status statefulset/agentd --timeout=240s
+kc get pods,pvc -o wide
+ready=$(kc get statefulset agentd -o jsonpath='{.status.readyReplicas}')
+[ "$ready" = 3 ] || die "$ready replicas Ready, want 3"
+
+phase "k8s: the pods as deployed (uid, read-only root, capabilities, config, volume)"
+kc exec agentd-0 -c agentd -- sh -c '
+	set -e
+	echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"
+	[ "$(id -u)" = 10001 ]
+	if touch /probe 2>/dev/null; then echo "root filesystem is writable"; exit 1; fi
+	grep -q "^CapEff:.*0000000000000000" /proc/self/status
+	grep -q "^NoNewPrivs:.*1" /proc/self/status
+	grep -q "^Seccomp:.*2" /proc/self/status
+	ls /etc/agentd/skills/default/code-review/SKILL.md /etc/agentd/.agentao/sandbox.json >/dev/null
+	if touch /etc/agentd/probe 2>/dev/null; then echo "config is writable"; exit 1; fi
+	touch /data/probe /tmp/probe && rm /data/probe /tmp/probe
+	echo "uid 10001, read-only root and config, no capabilities, no_new_privs, seccomp filter, /data and /tmp writable: ok"
+'
+for f in $(cat "$W/tree.txt"); do
+	kc exec agentd-0 -c agentd -- cat "/etc/agentd/$f" | cmp -s - "$f" || die "/etc/agentd/$f in the pod differs from $f"
+done
+echo "the config tree in the pod matches the repository's"
+
+# --- sessions across a rolling update ------------------------------------------------------
+key=ci-k8s-key-0123456789abcdef # deploy/k8s/overlays/ci
+check=$W/agentdcheck
+go build -o "$check" ./scripts/ci/agentdcheck
+port_forward() { # port_forward I: 127.0.0.1:1849I -> agentd-I:8080
+	kc port-forward --address 127.0.0.1 "pod/agentd-$1" "1849$1:8080" >"$W/pf$1.log" 2>&1 &
+	pf_pids[$1]=$!
+	wait_for 30 "port-forward to agentd-$1" curl -fsS "http://127.0.0.1:1849$1/readyz"
+}
+stop_port_forwards() {
+	local p
+	for p in "${pf_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	pf_pids=()
+}
+
+phase "k8s: a session on each pod, a [[hang]] turn in flight on each"
+sids=()
+for i in 0 1 2; do
+	port_forward "$i"
+	sids[i]=$("$check" open -url "http://127.0.0.1:1849$i" -key "$key" -user "user-$i")
+	echo "agentd-$i: session ${sids[i]}"
+done
+"$check" shell -url http://127.0.0.1:18490 -key "$key" -user shell-user ||
+	die "run_shell_command does not work in the pod (seccomp RuntimeDefault, read-only root, no capabilities)"
+for i in 0 1 2; do
+	"$check" hang -url "http://127.0.0.1:1849$i" -key "$key" -user "user-$i" -session "${sids[i]}" \
+		-ready "$W/ready$i" >"$W/hang$i.out" 2>&1 &
+	hang_pids[i]=$!
+done
+for i in 0 1 2; do
+	wait_for 30 "the turn in flight on agentd-$i" test -f "$W/ready$i" || { cat "$W/hang$i.out"; die "no turn in flight on agentd-$i"; }
+done
+echo "3 turns in flight"
+
+phase "k8s: kubectl rollout restart statefulset/agentd"
+before=$(kc get statefulset agentd -o jsonpath='{.status.updateRevision}')
+uids_before=$(kc get pods -l app.kubernetes.io/name=agentd -o jsonpath='{.items[*].metadata.uid}')
+kc rollout restart statefulset/agentd
+kc rollout status statefulset/agentd --timeout=300s
+after=$(kc get statefulset agentd -o jsonpath='{.status.currentRevision} {.status.updateRevision} {.status.readyReplicas}')
+read -r cur upd nready <<<"$after"
+echo "revision $before -> $upd (current $cur, $nready Ready)"
+[ "$cur" = "$upd" ] && [ "$upd" != "$before" ] && [ "$nready" = 3 ] || die "the rollout did not complete: $after"
+for u in $(kc get pods -l app.kubernetes.io/name=agentd -o jsonpath='{.items[*].metadata.uid}'); do
+	[[ " $uids_before " != *" $u "* ]] || die "pod $u was not replaced"
+done
+for i in 0 1 2; do
+	wait "${hang_pids[i]}" || { cat "$W/hang$i.out"; die "agentd-$i: the in-flight turn's stream ended badly"; }
+	sed "s/^/agentd-$i: /" "$W/hang$i.out"
+done
+hang_pids=()
+stop_port_forwards
+kc get pods,pvc -o wide
+
+phase "k8s: after the rollout, every session on its pod"
+for i in 0 1 2; do
+	port_forward "$i"
+	if ! "$check" verify -url "http://127.0.0.1:1849$i" -key "$key" -user "user-$i" -session "${sids[i]}" -turns 2 >"$W/verify$i.out" 2>&1; then
+		cat "$W/verify$i.out"
+		die "agentd-$i: session ${sids[i]} did not survive the rollout"
+	fi
+	sed "s/^/agentd-$i: /" "$W/verify$i.out"
+done
+stop_port_forwards
+phase_end
+echo "k8s checks passed"
