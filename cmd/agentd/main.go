@@ -53,6 +53,7 @@ Usage: agentd <command> [flags]
 
 Commands:
   serve        run the HTTP API (the main job)
+  acp          speak the Agent Client Protocol on stdin/stdout, for an editor that starts agentd
   healthcheck  GET /healthz of a local agentd; exit 0 if healthy, 1 if not
   canary       show, explain or change the canary configuration of a running agentd
   rollback     halt a canary variant, or return to an earlier configuration version
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
+	case "acp":
+		return acpCmd(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
 	case "canary":

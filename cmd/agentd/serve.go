@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/agentd/agentd/internal/acp"
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/httpapi"
@@ -33,6 +34,7 @@ type app struct {
 	db   *boltdb.DB
 	ctl  *control
 	pool *session.Pool
+	acp  *acp.Server
 	api  *httpapi.Server
 
 	closeOnce sync.Once
@@ -84,11 +86,13 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, err
 	}
+	acpSrv := acp.New(pool, acp.Config{Models: ctl.models, Version: version, Logger: log})
 	api := httpapi.New(pool, keys, httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
 		Admin: httpapi.Admin{History: ctl.history, Guard: ctl.guard},
+		ACP:   acpSrv.Handler(keys),
 	})
-	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, api: api}, nil
+	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
 }
 
 // shutdown drains the API, cancels and saves every running turn, then lets
@@ -98,6 +102,9 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := a.pool.Shutdown(sctx) // cancel running turns, wait for their saves
+	// ACP WebSockets are hijacked connections srv.Shutdown does not wait
+	// for: answer their prompts ("cancelled") and close them.
+	err = errors.Join(err, a.acp.Shutdown(sctx))
 	if srv != nil {
 		err = errors.Join(err, srv.Shutdown(sctx)) // then let their responses finish
 	}

@@ -36,7 +36,9 @@ type Config struct {
 	// closing a quiet stream. Default 15 s.
 	Heartbeat time.Duration
 	// Admin enables /v1/admin (admin keys only).
-	Admin  Admin
+	Admin Admin
+	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
+	ACP    http.Handler
 	Logger *zap.Logger
 }
 
@@ -112,6 +114,9 @@ func (s *Server) routes() chi.Router {
 			s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
 		})
 		r.Route("/admin", s.adminRoutes)
+		if s.cfg.ACP != nil {
+			r.With(s.refuseWhileDraining).Get("/acp", s.cfg.ACP.ServeHTTP)
+		}
 		r.Route("/sessions", func(r chi.Router) {
 			r.With(s.refuseWhileDraining).Post("/", s.createSession)
 			r.Get("/", s.listSessions)
