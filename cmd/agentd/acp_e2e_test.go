@@ -221,26 +221,13 @@ func startACP(t *testing.T, env []string) *acpProc {
 		_ = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("agentd acp logs:\n%s", p.logs.String())
-		}
-	})
+	reapOnCleanup(t, cmd, p.done, p.logs, "agentd acp")
 	// The first exchange tells whether this build has the command.
 	id := p.request("initialize", map[string]any{"protocolVersion": 1})
 	select {
 	case m, ok := <-p.msgs:
 		if !ok {
 			<-p.done
-			if strings.Contains(p.logs.String(), `unknown command "acp"`) {
-				t.Skip("SKIPPED: this build has no `agentd acp` yet (add `case \"acp\":` to run() in cmd/agentd/main.go)")
-			}
 			t.Fatalf("agentd acp exited at once:\n%s", p.logs.String())
 		}
 		if m.id() != id || m["error"] != nil {
@@ -402,9 +389,6 @@ func TestACPStdioEnds(t *testing.T) {
 func TestACPConfig(t *testing.T) {
 	llm := llmtest.NewServer(t)
 	out, err := exec.Command(binary, "acp", "--help").CombinedOutput()
-	if strings.Contains(string(out), `unknown command "acp"`) {
-		t.Skip("SKIPPED: this build has no `agentd acp` yet")
-	}
 	if err != nil || !strings.Contains(string(out), "AGENTD_ACP_TENANT") || !strings.Contains(string(out), "AGENTD_ACP_USER") ||
 		!strings.Contains(string(out), "OPENAI_BASE_URL") || strings.Contains(string(out), "AGENTD_ADDR") {
 		t.Errorf("acp --help: %v\n%s", err, out)
@@ -469,13 +453,12 @@ func acpEnvWithout(env []string, prefixes ...string) []string {
 	return out
 }
 
-// acpDial opens GET /v1/acp of p over WebSocket; it skips the test while
-// the route is not mounted (the wiring into httpapi and serve.go).
+// acpDial opens GET /v1/acp of p over WebSocket.
 func acpDial(t *testing.T, p *proc, key, user string) *acpPeer {
 	t.Helper()
 	r := p.do("GET", "/v1/acp", key, "")
 	if r.Status == http.StatusNotFound {
-		t.Skip("SKIPPED: GET /v1/acp is not mounted in this build yet (httpapi.Config.ACP, serve.go)")
+		t.Fatalf("GET /v1/acp is not mounted: %s", r.Raw)
 	}
 	header := http.Header{"Authorization": {"Bearer " + key}}
 	if user != "" {
@@ -569,9 +552,6 @@ func TestACPInteropTypeScriptSDK(t *testing.T) {
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		t.Skip("SKIPPED: npm is not installed")
-	}
-	if out, _ := exec.Command(binary, "acp", "--help").CombinedOutput(); strings.Contains(string(out), `unknown command "acp"`) {
-		t.Skip("SKIPPED: this build has no `agentd acp` yet (add `case \"acp\":` to run() in cmd/agentd/main.go)")
 	}
 	_, self, _, _ := runtime.Caller(0)
 	project := filepath.Join(filepath.Dir(self), "..", "..", "internal", "acp", "interop")

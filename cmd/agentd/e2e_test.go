@@ -72,6 +72,22 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// reapOnCleanup kills the process at the end of the test if it still runs
+// (done closes when it has exited) and shows its logs if the test failed.
+func reapOnCleanup(t *testing.T, cmd *exec.Cmd, done <-chan struct{}, logs *syncBuffer, name string) {
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", name, logs.String())
+		}
+	})
+}
+
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,17 +122,7 @@ func start(t *testing.T, llm *llmtest.Server, dataDir string, env ...string) *pr
 		pw.Close()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("agentd logs:\n%s", p.logs.String())
-		}
-	})
+	reapOnCleanup(t, cmd, p.done, p.logs, "agentd")
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
