@@ -107,7 +107,7 @@ func TestCanaryRoutesUsersAndExplains(t *testing.T) {
 	}
 	for _, want := range []string{`"cohort":"model=beta skills=stable rules=stable sandbox=stable instructions=stable"`,
 		`"cohort":"model=stable skills=stable rules=stable sandbox=stable instructions=stable"`} {
-		if !strings.Contains(p.logs.String(), want) {
+		if !p.logged(want) {
 			t.Errorf("no turn log line with %s", want)
 		}
 	}
@@ -351,7 +351,7 @@ func TestGuardHaltsAFailingVariant(t *testing.T) {
 	if msgs := p.messages(acmeKey, canaryIDs[0]); agent.Validate(msgs) != nil || len(msgs) != 4 {
 		t.Errorf("history after the move: %d messages", len(msgs))
 	}
-	if !strings.Contains(p.logs.String(), "guard halted a canary variant") {
+	if !p.logged("guard halted a canary variant") {
 		t.Errorf("no error log line for the automatic halt")
 	}
 }

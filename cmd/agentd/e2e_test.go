@@ -601,6 +601,21 @@ func TestHelpListsEveryEnvironmentVariable(t *testing.T) {
 	}
 }
 
+// logged reports whether agentd has written want to its log. The child's
+// stderr reaches the buffer through a pipe copied by another goroutine, so a
+// line written before an HTTP reply may arrive after it: wait a while before
+// answering no.
+func (p *proc) logged(want string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), want) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

@@ -121,7 +121,7 @@ func TestMalformedSandboxRefusesTheShell(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.data, "workspaces", "acme", id, "ran.txt")); !os.IsNotExist(err) {
 		t.Errorf("the command ran: %v", err)
 	}
-	if !strings.Contains(p.logs.String(), "sandbox misconfigured") {
+	if !p.logged("sandbox misconfigured") {
 		t.Errorf("no log line tells the operator")
 	}
 }
@@ -191,7 +191,7 @@ func TestAskRoundTrip(t *testing.T) {
 	if r := p.do("POST", "/v1/sessions/"+id+"/approvals/call_nope", acmeKey, `{"decision":"allow_once"}`); r.Status != 404 {
 		t.Errorf("approving a call nobody waits for = %d; want 404", r.Status)
 	}
-	if !strings.Contains(p.logs.String(), `"msg":"permission decision"`) || !strings.Contains(p.logs.String(), `"outcome":"ask"`) {
+	if !p.logged(`"msg":"permission decision"`) || !p.logged(`"outcome":"ask"`) {
 		t.Errorf("decisions are not logged")
 	}
 }
