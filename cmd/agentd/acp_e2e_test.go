@@ -298,8 +298,8 @@ func TestACPStdio(t *testing.T) {
 		t.Errorf("the allowed command did not run: %v", err)
 	}
 
+	calls := llm.Calls() // before the request: the call may land at once
 	pid := p.request("session/prompt", acpText(sid, "[[hang]]"))
-	calls := llm.Calls()
 	waitFor(t, func() bool { return llm.Calls() > calls })
 	p.notify("session/cancel", map[string]any{"sessionId": sid})
 	if _, resp := p.until(pid, nil); resp.result()["stopReason"] != "cancelled" {
@@ -527,8 +527,8 @@ func TestACPWebSocket(t *testing.T) {
 		t.Errorf("another tenant's load = %v; want -32002", resp)
 	}
 
+	calls := llm.Calls() // before the request: the call may land at once
 	pid := c.request("session/prompt", acpText(sid, "[[hang]]"))
-	calls := llm.Calls()
 	waitFor(t, func() bool { return llm.Calls() > calls })
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
