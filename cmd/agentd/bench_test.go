@@ -54,6 +54,7 @@ func benchApp(b *testing.B, llmURL string, edit func(*Config)) *app {
 
 func fakeLLM(b *testing.B, reply llmtest.Reply) *httptest.Server {
 	fake := llmtest.New()
+	fake.KeepRequests(false)
 	fake.SetResponder(func(llmtest.Request) llmtest.Reply { return reply })
 	srv := httptest.NewServer(fake.Handler())
 	b.Cleanup(func() { srv.Close(); fake.Close() })

@@ -140,14 +140,16 @@ func (g *govern) tools(s *session.Session, dir string) ([]agent.Tool, io.Closer,
 	if err != nil {
 		return nil, nil, err
 	}
+	// TMPDIR is made when a shell command first needs it, not for every
+	// session loaded.
 	tmp := filepath.Join(ws, ".agentd", "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return nil, nil, err
-	}
 	cfg := tools.Config{
 		ShellInactivityTimeout: g.cfg.ShellTimeout, MaxShellTimeout: 5 * g.cfg.ShellTimeout,
 		Env: func() []string { return append(os.Environ(), "TMPDIR="+tmp) },
 		PrepareShell: func(cmd *exec.Cmd) error {
+			if err := os.MkdirAll(tmp, 0o700); err != nil {
+				return fmt.Errorf("make the session's TMPDIR: %w", err)
+			}
 			pol, err := g.tree().Sandbox()
 			if err != nil {
 				return sandbox.Refuse(err)(cmd)

@@ -43,8 +43,9 @@ import (
 
 // Client calls one OpenAI-compatible endpoint.
 type Client struct {
-	cfg Config
-	log *zap.Logger
+	cfg   Config
+	log   *zap.Logger
+	tools *toolCache
 
 	// Tests in this package replace these.
 	sleep  func(ctx context.Context, d time.Duration) error
@@ -62,6 +63,7 @@ func NewClient(cfg Config) (*Client, error) {
 	return &Client{
 		cfg:    cfg,
 		log:    cfg.Logger.Named("llm"),
+		tools:  newToolCache(),
 		sleep:  sleepCtx,
 		jitter: rand.Float64,
 	}, nil
@@ -86,7 +88,11 @@ func (c *Client) Stream(ctx context.Context, req agent.Request, onDelta func(age
 	if ctx.Err() != nil {
 		return agent.Response{}, stopped(ctx)
 	}
-	oreq, patch := chatRequest(req)
+	tools, err := c.tools.encoded(req.Tools)
+	if err != nil {
+		return agent.Response{}, &agent.ModelError{Err: fmt.Errorf("encode tool schemas: %w", err)}
+	}
+	oreq, patch := chatRequest(req, tools)
 	st := &callState{start: time.Now()}
 	var slept time.Duration
 	for attempt := 1; ; attempt++ {

@@ -17,17 +17,19 @@ import (
 // object schema, and a nil json.RawMessage would be sent as null.
 const emptySchema = `{"type":"object","properties":{}}`
 
-// chatRequest converts req to go-openai's request. go-openai omits empty
-// "content" and "arguments" fields, which the API requires on most messages;
-// the returned patch, non-nil when that matters, puts them back into the body.
-func chatRequest(req agent.Request) (openai.ChatCompletionRequest, *bodyPatch) {
+// chatRequest converts req to go-openai's request, without its tools: those
+// are encoded once per tool set ([toolCache]) and spliced into the body by
+// the patch. go-openai also omits empty "content" and "arguments" fields,
+// which the API requires on most messages; the returned patch, non-nil when
+// anything is to be done, puts them back into the body.
+func chatRequest(req agent.Request, tools []byte) (openai.ChatCompletionRequest, *bodyPatch) {
 	r := openai.ChatCompletionRequest{
 		Model:         req.Model,
 		Messages:      make([]openai.ChatCompletionMessage, 0, len(req.Messages)),
 		Stream:        true,
 		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
 	}
-	var patch bodyPatch
+	patch := bodyPatch{tools: tools}
 	for i, m := range req.Messages {
 		om := openai.ChatCompletionMessage{
 			Role:       m.Role,
@@ -59,20 +61,6 @@ func chatRequest(req agent.Request) (openai.ChatCompletionRequest, *bodyPatch) {
 		}
 		r.Messages = append(r.Messages, om)
 	}
-	for _, t := range req.Tools {
-		params := json.RawMessage(bytes.TrimSpace(t.Parameters))
-		if len(params) == 0 || string(params) == "null" {
-			params = json.RawMessage(emptySchema)
-		}
-		r.Tools = append(r.Tools, openai.Tool{
-			Type: openai.ToolTypeFunction,
-			Function: &openai.FunctionDefinition{
-				Name:        t.Name,
-				Description: t.Description,
-				Parameters:  params,
-			},
-		})
-	}
 	if req.MaxTokens > 0 {
 		// max_tokens is what OpenAI-compatible servers (Ollama, vLLM, older
 		// gateways) understand; OpenAI's reasoning models want
@@ -83,20 +71,68 @@ func chatRequest(req agent.Request) (openai.ChatCompletionRequest, *bodyPatch) {
 			r.MaxTokens, r.MaxCompletionTokens = 0, req.MaxTokens
 		}
 	}
-	if len(patch.content) == 0 && len(patch.args) == 0 {
+	if len(patch.content) == 0 && len(patch.args) == 0 && patch.tools == nil {
 		return r, nil
 	}
 	return r, &patch
 }
 
-// bodyPatch lists the empty fields go-openai leaves out of a request body.
+// encodeTools is the JSON array of the "tools" field for specs.
+func encodeTools(specs []agent.ToolSpec) ([]byte, error) {
+	tools := make([]openai.Tool, 0, len(specs))
+	for _, t := range specs {
+		params := json.RawMessage(bytes.TrimSpace(t.Parameters))
+		if len(params) == 0 || string(params) == "null" {
+			params = json.RawMessage(emptySchema)
+		}
+		tools = append(tools, openai.Tool{
+			Type: openai.ToolTypeFunction,
+			Function: &openai.FunctionDefinition{
+				Name:        t.Name,
+				Description: t.Description,
+				Parameters:  params,
+			},
+		})
+	}
+	return json.Marshal(tools)
+}
+
+// bodyPatch lists what go-openai's request body lacks.
 type bodyPatch struct {
 	content []int    // messages that need "content": ""
 	args    [][2]int // (message, tool call) pairs that need "arguments": ""
+	tools   []byte   // the encoded "tools" array; nil: no tools
 }
 
 // apply rewrites the JSON body of a chat request.
 func (p *bodyPatch) apply(body []byte) ([]byte, error) {
+	if len(p.content) > 0 || len(p.args) > 0 {
+		var err error
+		if body, err = p.fields(body); err != nil {
+			return nil, err
+		}
+	}
+	if p.tools == nil {
+		return body, nil
+	}
+	// The body is a JSON object without a "tools" member (the request had
+	// none): add it before the closing brace.
+	body = bytes.TrimRight(body, " \t\r\n")
+	if len(body) < 2 || body[len(body)-1] != '}' {
+		return nil, errors.New("request body is not a JSON object")
+	}
+	out := make([]byte, 0, len(body)+len(p.tools)+10)
+	out = append(out, body[:len(body)-1]...)
+	if bytes.TrimSpace(out)[len(bytes.TrimSpace(out))-1] != '{' {
+		out = append(out, ',')
+	}
+	out = append(out, `"tools":`...)
+	out = append(out, p.tools...)
+	return append(out, '}'), nil
+}
+
+// fields puts the empty "content" and "arguments" fields back.
+func (p *bodyPatch) fields(body []byte) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, err

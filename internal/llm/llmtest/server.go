@@ -31,6 +31,8 @@ type Server struct {
 	queue     []Reply
 	responder func(Request) Reply
 	requests  []Request
+	calls     int
+	forget    bool // keep no requests (benchmarks)
 }
 
 // NewServer starts a Server on a loopback port. It is closed when the test
@@ -85,6 +87,16 @@ func (s *Server) SetResponder(f func(Request) Reply) {
 	s.responder = f
 }
 
+// KeepRequests sets whether the server keeps the requests it receives (the
+// default) for [Server.Requests]. Benchmarks that send many thousands turn it
+// off, so that the fake's own memory does not weigh on what they measure;
+// [Server.Calls] still counts.
+func (s *Server) KeepRequests(keep bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forget = !keep
+}
+
 // Requests returns a copy of the chat requests received so far, in order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -96,7 +108,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Calls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.requests)
+	return s.calls
 }
 
 // Handler returns the HTTP handler serving /v1/chat/completions and
@@ -128,8 +140,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := decodeRequest(wr, body, r.Header.Get("Authorization"))
 	s.mu.Lock()
-	s.requests = append(s.requests, req)
-	n := len(s.requests)
+	if !s.forget {
+		s.requests = append(s.requests, req)
+	}
+	s.calls++
+	n := s.calls
 	s.mu.Unlock()
 	if err == nil {
 		err = validate(wr)

@@ -604,3 +604,19 @@ func TestNewWithoutListener(t *testing.T) {
 		t.Errorf("status %d, body %s; want 200 with a call of ls", rec.Code, rec.Body.String())
 	}
 }
+
+func TestKeepRequestsOff(t *testing.T) {
+	s := llmtest.NewServer(t)
+	s.KeepRequests(false)
+	for range 3 {
+		resp, err := http.Post(s.URL()+"/chat/completions", "application/json",
+			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if s.Calls() != 3 || len(s.Requests()) != 0 {
+		t.Errorf("Calls, Requests = %d, %d; want 3, 0", s.Calls(), len(s.Requests()))
+	}
+}
