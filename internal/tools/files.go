@@ -380,9 +380,18 @@ func (s *Set) replace(_ context.Context, _ agent.Call, a args) (string, error) {
 	}
 	content := string(data)
 	count := strings.Count(content, oldText)
+	// Only when old_text is not in the file as given, try it loosely: the
+	// model may have retyped quotes, dashes or whitespace differently.
+	var loose []span
+	if count == 0 {
+		loose = looseFind(content, oldText)
+		count = len(loose)
+	}
 	switch {
 	case count == 0:
 		return "", fmt.Errorf("old_text was not found in %q; it must match the file exactly, including whitespace and indentation (read the file again)", p)
+	case count > 1 && !all && loose != nil:
+		return "", fmt.Errorf("old_text does not occur exactly in %q, and matches only loosely (ignoring differences in quotes, dashes, Unicode forms and whitespace) %d times, at lines %s; include more surrounding text to make it unique, or set replace_all=true to replace all %d", p, count, spanLines(content, loose, 5), count)
 	case count > 1 && !all:
 		return "", fmt.Errorf("old_text occurs %d times in %q; include more surrounding text to make it unique, or set replace_all=true to replace all %d", count, p, count)
 	}
@@ -390,11 +399,20 @@ func (s *Set) replace(_ context.Context, _ agent.Call, a args) (string, error) {
 	if all {
 		n = -1
 	}
-	if err := s.writeAtomic(p, rel, []byte(strings.Replace(content, oldText, newText, n))); err != nil {
+	var edited string
+	if loose != nil {
+		edited = spliceSpans(content, loose, newText)
+	} else {
+		edited = strings.Replace(content, oldText, newText, n)
+	}
+	if err := s.writeAtomic(p, rel, []byte(edited)); err != nil {
 		return "", err
 	}
 	if !all {
 		count = 1
+	}
+	if loose != nil {
+		return fmt.Sprintf("Replaced %d occurrence(s) in %s (matched after normalising quotes, dashes, Unicode and whitespace; check the result)", count, p), nil
 	}
 	return fmt.Sprintf("Replaced %d occurrence(s) in %s", count, p), nil
 }

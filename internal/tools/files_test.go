@@ -210,6 +210,11 @@ func TestWriteFileIsAtomicAndKeepsMode(t *testing.T) {
 
 func TestReplace(t *testing.T) {
 	const orig = "func a() {\n\treturn 1\n}\n\nfunc b() {\n\treturn 1\n}\n"
+	// uni (u.txt, for the cases that name it) has what models retype
+	// differently: CRLF, curly quotes, an em dash, trailing spaces, NBSP and
+	// a fullwidth digit, after multi-byte runes.
+	const uni = "// Grüße 日本 ✓\r\nsay(“hi”, ‘x’)   \r\nd := a — b\r\nn :=\u00a0１\r\n"
+	const loose = " (matched after normalising quotes, dashes, Unicode and whitespace; check the result)"
 	tests := []struct {
 		name    string
 		args    map[string]any
@@ -227,8 +232,20 @@ func TestReplace(t *testing.T) {
 			"old_text occurs 2 times", true, orig},
 		{"not found", map[string]any{"old_text": "return 3", "new_text": "return 2"},
 			"old_text was not found", true, orig},
-		{"whitespace must match", map[string]any{"old_text": "    return 1", "new_text": "x"},
+		{"loose: spaces for a tab", map[string]any{"old_text": "func a() {\n    return 1\n}", "new_text": "func a() {\n\treturn 2\n}"},
+			"Replaced 1 occurrence(s) in f.go" + loose, false, strings.Replace(orig, "return 1", "return 2", 1)},
+		{"loose: ambiguous", map[string]any{"old_text": "    return 1", "new_text": "x"},
+			"matches only loosely (ignoring differences in quotes, dashes, Unicode forms and whitespace) 2 times, at lines 2 and 6", true, orig},
+		{"loose: replace all", map[string]any{"old_text": "    return 1", "new_text": "\treturn 0", "replace_all": true},
+			"Replaced 2 occurrence(s) in f.go" + loose, false, strings.ReplaceAll(orig, "\treturn 1", "\treturn 0")},
+		{"loose: blank old_text is not matched", map[string]any{"old_text": "\u00a0\u00a0", "new_text": "x"},
 			"old_text was not found", true, orig},
+		{"loose: quotes, dash and trailing spaces in a CRLF file", map[string]any{"file_path": "u.txt", "old_text": "say(\"hi\", 'x')\nd := a - b", "new_text": "say(\"bye\")\nd := a + b"},
+			"Replaced 1 occurrence(s) in u.txt" + loose, false, "// Grüße 日本 ✓\r\nsay(\"bye\")\nd := a + b\r\nn :=\u00a0１\r\n"},
+		{"loose: NBSP and fullwidth digit", map[string]any{"file_path": "u.txt", "old_text": "n := 1", "new_text": "n := 2"},
+			"Replaced 1 occurrence(s) in u.txt" + loose, false, "// Grüße 日本 ✓\r\nsay(“hi”, ‘x’)   \r\nd := a — b\r\nn := 2\r\n"},
+		{"loose: no match either", map[string]any{"file_path": "u.txt", "old_text": "say('bye')", "new_text": "x"},
+			"old_text was not found in \"u.txt\"", true, uni},
 		{"empty old_text", map[string]any{"old_text": "", "new_text": "x"},
 			"old_text is empty", true, orig},
 		{"missing new_text", map[string]any{"old_text": "return 1"},
@@ -237,8 +254,12 @@ func TestReplace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, dir := newSet(t, tools.Config{})
-			writeFiles(t, dir, map[string]string{"f.go": orig})
-			tc.args["file_path"] = "f.go"
+			files := map[string]string{"f.go": orig, "u.txt": uni}
+			writeFiles(t, dir, files)
+			if _, ok := tc.args["file_path"]; !ok {
+				tc.args["file_path"] = "f.go"
+			}
+			edited := tc.args["file_path"].(string)
 			got, err := run(t, s, tools.Replace, tc.args)
 			switch {
 			case tc.wantErr && (err == nil || !strings.Contains(err.Error(), tc.want)):
@@ -246,8 +267,11 @@ func TestReplace(t *testing.T) {
 			case !tc.wantErr && (err != nil || got != tc.want):
 				t.Errorf("replace(%v) = %q, %v; want %q", tc.args, got, err, tc.want)
 			}
-			if c := readFile(t, filepath.Join(dir, "f.go")); c != tc.content {
-				t.Errorf("f.go = %q; want %q", c, tc.content)
+			files[edited] = tc.content
+			for name, want := range files {
+				if c := readFile(t, filepath.Join(dir, name)); c != want {
+					t.Errorf("%s = %q; want %q", name, c, want)
+				}
 			}
 			if left := tempLeftovers(t, dir); len(left) > 0 {
 				t.Errorf("temporary files left: %v", left)
