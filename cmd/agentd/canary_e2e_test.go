@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -407,4 +408,64 @@ func TestHealthyVariantIsNeverHalted(t *testing.T) {
 	if len(vs.Versions) != 1 {
 		t.Errorf("%d versions; want only the initial one", len(vs.Versions))
 	}
+}
+
+// TestRollbackEveryReplica: each replica keeps its own configuration, so
+// the CLI halts a variant on every replica --server names, and fails if one
+// of them could not be reached.
+func TestRollbackEveryReplica(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	dir := configDir(t, betaConfig)
+	a := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir)
+	b := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir)
+	halted := func(p *proc) bool {
+		variants, _ := p.do("GET", "/v1/admin/canary", opsKey, "").Body["variants"].([]any)
+		for _, v := range variants {
+			if m := v.(map[string]any); m["name"] == "beta" {
+				return m["halted"] == true
+			}
+		}
+		t.Fatal("no beta variant in the status")
+		return false
+	}
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = []string{"AGENTD_ADMIN_KEY=" + opsKey}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	both := a.url + "," + b.url
+	out, err := cli("rollback", "--server", both, "--to", "1", "--reason", "x")
+	if code := exitCode(err); code != 2 || !strings.Contains(out, "version numbers are per replica") {
+		t.Errorf("rollback --to on two replicas = exit %d\n%s; want 2 and why", code, out)
+	}
+	out, err = cli("rollback", "--server", both, "--dimension", "model", "--variant", "beta", "--reason", "regressed")
+	if err != nil || strings.Count(out, "is now served") != 2 || !strings.Contains(out, "== "+b.url) {
+		t.Fatalf("rollback on two replicas: %v\n%s", err, out)
+	}
+	if !halted(a) || !halted(b) {
+		t.Errorf("halted: %v, %v; want both", halted(a), halted(b))
+	}
+	out, err = cli("canary", "status", "--server", both)
+	if err != nil || strings.Count(out, "HALTED") != 2 {
+		t.Errorf("canary status on two replicas: %v\n%s", err, out)
+	}
+	// A replica that cannot be reached makes the command fail, after the
+	// others were done.
+	dead := "http://127.0.0.1:1"
+	out, err = cli("rollback", "--server", both+","+dead, "--dimension", "model", "--variant", "beta", "--reason", "again")
+	if err == nil || !strings.Contains(out, "1 of 3 replicas failed: "+dead) || strings.Count(out, "nothing to do") != 2 {
+		t.Errorf("rollback with an unreachable replica: %v\n%s", err, out)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,20 +20,28 @@ import (
 
 // clientConfig is what the commands that talk to a running agentd share.
 type clientConfig struct {
-	Server string
-	Key    string `json:"-"`
-	JSON   bool
+	Server  string   // the replica a call goes to
+	Servers []string `json:"-"` // what --server names: URLs, or dns+ URLs resolved at run time
+	Key     string   `json:"-"`
+	JSON    bool
+
+	lookup func(ctx context.Context, host string) ([]string, error) // nil: the system resolver
 }
 
 func clientOptions(c *clientConfig) []option {
 	return []option{
-		{flag: "server", env: "AGENTD_SERVER", def: "http://127.0.0.1:8080", arg: "URL", usage: "the agentd to talk to",
+		{flag: "server", env: "AGENTD_SERVER", def: "http://127.0.0.1:8080", arg: "URL[,URL...]",
+			usage: "the agentd to talk to; several comma-separated, or dns+http://NAME:PORT for every address NAME resolves to (a headless Service: every replica)",
 			apply: func(v string) error {
-				u, err := url.Parse(v)
-				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					return fmt.Errorf("want an http:// or https:// URL, got %q", v)
+				c.Servers = nil
+				for _, one := range strings.Split(v, ",") {
+					one = strings.TrimRight(strings.TrimSpace(one), "/")
+					u, err := url.Parse(strings.TrimPrefix(one, "dns+"))
+					if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+						return fmt.Errorf("want http://HOST:PORT, https://HOST:PORT or dns+http://NAME:PORT, got %q", one)
+					}
+					c.Servers = append(c.Servers, one)
 				}
-				c.Server = strings.TrimRight(v, "/")
 				return nil
 			}},
 		{env: "AGENTD_ADMIN_KEY", usage: "an admin API key of that agentd (key=tenant:admin in its AGENTD_API_KEYS)",
@@ -45,6 +55,75 @@ func clientOptions(c *clientConfig) []option {
 		{flag: "json", env: "AGENTD_JSON", def: "false", arg: "BOOL", usage: "print the server's JSON instead of text",
 			apply: func(v string) (err error) { c.JSON, err = strconv.ParseBool(v); return }},
 	}
+}
+
+// replicas expands the --server list: each dns+ entry becomes one URL per
+// address its name resolves to, sorted, so that a headless Service names
+// every replica.
+func (c *clientConfig) replicas(ctx context.Context) ([]string, error) {
+	lookup := c.lookup
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	var out []string
+	for _, s := range c.Servers {
+		if !strings.HasPrefix(s, "dns+") {
+			out = append(out, s)
+			continue
+		}
+		u, _ := url.Parse(strings.TrimPrefix(s, "dns+")) // checked by the option
+		addrs, err := lookup(ctx, u.Hostname())
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", u.Hostname(), err)
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("resolve %s: no addresses", u.Hostname())
+		}
+		slices.Sort(addrs)
+		for _, a := range addrs {
+			r := *u
+			r.Host = net.JoinHostPort(a, u.Port())
+			if u.Port() == "" {
+				r.Host = a
+				if strings.Contains(a, ":") {
+					r.Host = "[" + a + "]"
+				}
+			}
+			out = append(out, r.String())
+		}
+	}
+	return out, nil
+}
+
+// onEach runs do against every replica in turn, each output under a
+// heading when there are several, and fails if any failed: a rollback that
+// reached two replicas of three must not look done.
+func (c *clientConfig) onEach(ctx context.Context, stdout io.Writer, do func(c *clientConfig) error) error {
+	servers, err := c.replicas(ctx)
+	if err != nil {
+		return err
+	}
+	if len(servers) == 1 {
+		one := *c
+		one.Server = servers[0]
+		return do(&one)
+	}
+	var failed []string
+	for _, s := range servers {
+		one := *c
+		one.Server = s
+		if !c.JSON {
+			fmt.Fprintf(stdout, "== %s\n", s)
+		}
+		if err := do(&one); err != nil {
+			fmt.Fprintf(stdout, "FAILED: %v\n", err)
+			failed = append(failed, s)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d replicas failed: %s", len(failed), len(servers), strings.Join(failed, ", "))
+	}
+	return nil
 }
 
 // call sends a request to the admin API and decodes the JSON answer; API
@@ -124,16 +203,18 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 		if err := parseOptions("canary status", "Prints the served canary configuration: version, stable values, variants and the guard's windows.", opts, rest, getenv, stdout); err != nil {
 			return err
 		}
-		out, raw, err := c.call(ctx, "GET", "/v1/admin/canary", nil, nil)
-		if err != nil {
-			return err
-		}
-		if c.JSON {
-			printJSON(stdout, raw)
+		return c.onEach(ctx, stdout, func(c *clientConfig) error {
+			out, raw, err := c.call(ctx, "GET", "/v1/admin/canary", nil, nil)
+			if err != nil {
+				return err
+			}
+			if c.JSON {
+				printJSON(stdout, raw)
+				return nil
+			}
+			printStatus(stdout, out)
 			return nil
-		}
-		printStatus(stdout, out)
-		return nil
+		})
 	case "explain":
 		var tenant, user string
 		opts = append(opts,
@@ -142,21 +223,23 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 		if err := parseOptions("canary explain", "Explains what a user would get now, per dimension, with the reason (allowlist, bucket n in a range, tenant filter, halted).", opts, rest, getenv, stdout); err != nil {
 			return err
 		}
-		out, raw, err := c.call(ctx, "GET", "/v1/admin/canary/assignment?"+url.Values{"tenant": {tenant}, "user": {user}}.Encode(), nil, nil)
-		if err != nil {
-			return err
-		}
-		if c.JSON {
-			printJSON(stdout, raw)
-			return nil
-		}
-		fmt.Fprintf(stdout, "tenant %s, user %s, configuration version %v\n", tenant, user, out["version"])
-		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		for _, e := range asList(out["assignment"]) {
-			m := e.(map[string]any)
-			fmt.Fprintf(tw, "  %v\t%v\t%v\t%v\n", m["dimension"], m["value"], m["variant"], m["reason"])
-		}
-		return tw.Flush()
+		return c.onEach(ctx, stdout, func(c *clientConfig) error {
+			out, raw, err := c.call(ctx, "GET", "/v1/admin/canary/assignment?"+url.Values{"tenant": {tenant}, "user": {user}}.Encode(), nil, nil)
+			if err != nil {
+				return err
+			}
+			if c.JSON {
+				printJSON(stdout, raw)
+				return nil
+			}
+			fmt.Fprintf(stdout, "tenant %s, user %s, configuration version %v\n", tenant, user, out["version"])
+			tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+			for _, e := range asList(out["assignment"]) {
+				m := e.(map[string]any)
+				fmt.Fprintf(tw, "  %v\t%v\t%v\t%v\n", m["dimension"], m["value"], m["variant"], m["reason"])
+			}
+			return tw.Flush()
+		})
 	case "apply":
 		var file, why string
 		opts = append(opts,
@@ -169,22 +252,24 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
-		cur, _, err := c.call(ctx, "GET", "/v1/admin/canary", nil, nil)
-		if err != nil {
-			return err
-		}
-		out, raw, err := c.callRaw(ctx, "PUT", "/v1/admin/canary", doc, map[string]string{
-			"If-Match": fmt.Sprintf(`"%v"`, cur["version"]), "X-Agentd-Reason": why})
-		if err != nil {
-			return err
-		}
-		if c.JSON {
-			printJSON(stdout, raw)
+		return c.onEach(ctx, stdout, func(c *clientConfig) error {
+			cur, _, err := c.call(ctx, "GET", "/v1/admin/canary", nil, nil)
+			if err != nil {
+				return err
+			}
+			out, raw, err := c.callRaw(ctx, "PUT", "/v1/admin/canary", doc, map[string]string{
+				"If-Match": fmt.Sprintf(`"%v"`, cur["version"]), "X-Agentd-Reason": why})
+			if err != nil {
+				return err
+			}
+			if c.JSON {
+				printJSON(stdout, raw)
+				return nil
+			}
+			fmt.Fprintf(stdout, "applied as version %v\n", out["version"])
+			printDiff(stdout, out["diff"])
 			return nil
-		}
-		fmt.Fprintf(stdout, "applied as version %v\n", out["version"])
-		printDiff(stdout, out["diff"])
-		return nil
+		})
 	default:
 		fmt.Fprint(stderr, canaryHelp)
 		return usageError{fmt.Errorf("unknown canary command %q", sub)}
@@ -268,7 +353,11 @@ back to stable for new sessions, and sessions pinned to it move to stable at the
 next turn, history kept) or make an earlier configuration version current again.
 
   agentd rollback --dimension model --variant gpt5-beta --reason "answers regressed"
-  agentd rollback --to 12 --reason "back to the last good configuration"`
+  agentd rollback --to 12 --reason "back to the last good configuration"
+
+Each replica keeps its own configuration; to halt a variant on all of them, name
+them all: --server http://a:8080,http://b:8080, or a headless Service with
+--server dns+http://agentd-headless:8080. The command fails if any replica did.`
 	if err := parseOptions("rollback", summary, opts, args, getenv, stdout); err != nil {
 		return err
 	}
@@ -283,20 +372,30 @@ next turn, history kept) or make an earlier configuration version current again.
 	default:
 		return usageError{errors.New("give --dimension and --variant to halt a variant, or --to N to return to version N (see --help)")}
 	}
-	out, raw, err := c.call(ctx, "POST", "/v1/admin/rollback", body, nil)
-	if err != nil {
-		return err
+	if to != 0 {
+		// Version numbers belong to one replica's history.
+		if servers, err := c.replicas(ctx); err != nil {
+			return err
+		} else if len(servers) > 1 {
+			return usageError{fmt.Errorf("--to needs one replica (version numbers are per replica; --server names %d): halt with --dimension and --variant on all of them, or give one --server", len(servers))}
+		}
 	}
-	if c.JSON {
-		printJSON(stdout, raw)
+	return c.onEach(ctx, stdout, func(c *clientConfig) error {
+		out, raw, err := c.call(ctx, "POST", "/v1/admin/rollback", body, nil)
+		if err != nil {
+			return err
+		}
+		if c.JSON {
+			printJSON(stdout, raw)
+			return nil
+		}
+		v, _ := out["version"].(map[string]any)
+		if out["changed"] == false {
+			fmt.Fprintf(stdout, "nothing to do: already so in version %v\n", v["version"])
+			return nil
+		}
+		fmt.Fprintf(stdout, "configuration version %v is now served (%v)\n", v["version"], v["reason"])
+		printDiff(stdout, v["diff"])
 		return nil
-	}
-	v, _ := out["version"].(map[string]any)
-	if out["changed"] == false {
-		fmt.Fprintf(stdout, "nothing to do: already so in version %v\n", v["version"])
-		return nil
-	}
-	fmt.Fprintf(stdout, "configuration version %v is now served (%v)\n", v["version"], v["reason"])
-	printDiff(stdout, v["diff"])
-	return nil
+	})
 }
