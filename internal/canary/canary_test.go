@@ -58,6 +58,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"3 variants have a percent; at most 2"}},
 		{"duplicate names", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2","percent":1},{"name":"a","value":"v2","users":["u"]}]}}`,
 			[]string{`rules.variants[1].name: duplicate variant name "a"`}},
+		{"variant named stable", `{"rules":{"stable":"v1","variants":[{"name":"stable","value":"v2","percent":1}]}}`,
+			[]string{`rules.variants[0].name: "stable" names the stable value`}},
 		{"three decimals", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2","percent":1.234}]}}`, []string{"rules.variants[0].percent: 1.234"}},
 		{"negative percent", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2","percent":-1}]}}`, []string{"rules.variants[0].percent"}},
 		{"bad halted", `{"halted":["model","rules/nope"]}`, []string{`halted[0]: "model"`, `halted[1]: no variant "nope" in rules`}},

@@ -282,6 +282,8 @@ func Compile(doc Document, known Known) (*Policy, error) {
 				bad(field+".name", "required")
 			case !validName(v.Name):
 				bad(field+".name", "%q: use letters, digits, '.', '_' or '-'", v.Name)
+			case v.Name == "stable":
+				bad(field+".name", `"stable" names the stable value in logs, metrics and explanations; choose another name`)
 			case names[v.Name]:
 				bad(field+".name", "duplicate variant name %q", v.Name)
 			}
