@@ -112,6 +112,19 @@ func TestCanaryRoutesUsersAndExplains(t *testing.T) {
 			t.Errorf("no turn log line with %s", want)
 		}
 	}
+	// /metrics (no key) compares the variant with its stable control.
+	m := p.do("GET", "/metrics", "", "")
+	for _, want := range []string{
+		`agentd_turns_total{incomplete_reason="",instructions_variant="stable",model="canary-model",model_variant="beta",rules_variant="stable",sandbox_variant="stable",skills_variant="stable",status="ok"} 1`,
+		`agentd_turns_total{incomplete_reason="",instructions_variant="stable",model="stable-model",model_variant="stable",rules_variant="stable",sandbox_variant="stable",skills_variant="stable",status="ok"} 1`,
+		`agentd_canary_variant_halted{dimension="model",variant="beta"} 0`,
+		`agentd_config_version 1`,
+		`agentd_http_requests_total{code="201",method="POST",route="/v1/sessions"} 2`,
+	} {
+		if m.Status != 200 || !strings.Contains(m.Raw, want) {
+			t.Errorf("GET /metrics = %d; no %s", m.Status, want)
+		}
+	}
 	// Explain, over HTTP and through the CLI.
 	r := p.do("GET", "/v1/admin/canary/assignment?tenant=acme&user=alice", opsKey, "")
 	if r.Status != 200 || !strings.Contains(r.Raw, "allowlist: beta lists user alice") {
@@ -354,6 +367,9 @@ func TestGuardHaltsAFailingVariant(t *testing.T) {
 	}
 	if !p.logged("guard halted a canary variant") {
 		t.Errorf("no error log line for the automatic halt")
+	}
+	if m := p.do("GET", "/metrics", "", "").Raw; !strings.Contains(m, `agentd_canary_variant_halted{dimension="model",variant="broken"} 1`) {
+		t.Errorf("/metrics does not show the halt:\n%s", m)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/canary"
 	"github.com/agentd/agentd/internal/governance"
+	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/internal/rollback"
 	"github.com/agentd/agentd/internal/session"
 )
@@ -122,6 +123,40 @@ func (c *control) observe(sum session.Summary, rec session.TurnRecord) {
 	sample.LLMCalls, sample.LLM5xx = rec.Stats.LLMCalls, rec.Stats.LLM5xx
 	sample.Tokens = rec.Stats.Usage.PromptTokens + rec.Stats.Usage.CompletionTokens
 	c.guard.Observe(sample, values)
+}
+
+// turnMetrics is what a finished turn reports to /metrics.
+func turnMetrics(sum session.Summary, rec session.TurnRecord) metrics.Turn {
+	t := metrics.Turn{
+		Model: rec.Model, Status: string(rec.Outcome.Status), IncompleteReason: string(rec.Outcome.IncompleteReason),
+		LLMCalls: rec.Stats.LLMCalls, LLMErrors: rec.Stats.LLMErrors, LLM5xx: rec.Stats.LLM5xx,
+		ToolCalls: rec.Stats.ToolCalls, ToolFailures: rec.Stats.ToolFailures,
+		PromptTokens: rec.Stats.Usage.PromptTokens, Completion: rec.Stats.Usage.CompletionTokens,
+	}
+	if !rec.EndedAt.IsZero() {
+		t.Duration = rec.EndedAt.Sub(rec.StartedAt)
+	}
+	for _, dim := range canary.Dimensions() {
+		t.Variants[dim] = sum.Assignment.Variants[dim.String()]
+	}
+	return t
+}
+
+// variants lists the served configuration's variants for /metrics.
+func (c *control) variants() (int, []metrics.Variant) {
+	p, v := c.history.Current()
+	doc := p.Document()
+	var out []metrics.Variant
+	for _, dim := range canary.Dimensions() {
+		spec := [...]*canary.Spec{doc.Model, doc.Skills, doc.Rules, doc.Sandbox, doc.Instructions}[dim]
+		if spec == nil {
+			continue
+		}
+		for _, cv := range spec.Variants {
+			out = append(out, metrics.Variant{Dimension: dim.String(), Name: cv.Name, Percent: cv.Percent, Halted: p.Halted(dim, cv.Name)})
+		}
+	}
+	return v.N, out
 }
 
 // checkModel accepts the models of the served catalog.

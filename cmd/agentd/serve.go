@@ -22,6 +22,7 @@ import (
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
+	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
 )
@@ -68,10 +69,18 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		return nil, err
 	}
 	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, Logger: log})
-	pool, err := session.NewPool(db.Sessions(), a, session.Hooks{
-		Assign:       ctl.assign,
-		Rebind:       ctl.rebind,
-		Observe:      ctl.observe,
+	var pool *session.Pool
+	met := metrics.New(metrics.Sources{
+		Sessions: func() (int, int) { return pool.Live() },
+		Canary:   ctl.variants,
+	})
+	pool, err = session.NewPool(db.Sessions(), a, session.Hooks{
+		Assign: ctl.assign,
+		Rebind: ctl.rebind,
+		Observe: func(sum session.Summary, rec session.TurnRecord) {
+			ctl.observe(sum, rec)
+			met.Turn(turnMetrics(sum, rec))
+		},
 		Tools:        gov.tools,
 		TurnTools:    gov.turnTools,
 		SystemPrompt: gov.systemPrompt,
@@ -89,8 +98,10 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 	acpSrv := acp.New(pool, acp.Config{Models: ctl.models, Version: version, Logger: log})
 	api := httpapi.New(pool, keys, httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
-		Admin: httpapi.Admin{History: ctl.history, Guard: ctl.guard},
-		ACP:   acpSrv.Handler(keys),
+		Admin:     httpapi.Admin{History: ctl.history, Guard: ctl.guard},
+		ACP:       acpSrv.Handler(keys),
+		Metrics:   met.Handler(),
+		OnRequest: met.Request,
 	})
 	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
 }

@@ -1,7 +1,7 @@
 // Package httpapi serves agentd's HTTP/JSON API and is the only importer of
 // go-chi/chi.
 //
-// Every route but /healthz and /readyz needs "Authorization: Bearer <key>";
+// Every route but /healthz, /readyz and /metrics needs "Authorization: Bearer <key>";
 // the key decides the tenant, and a session of another tenant does not exist
 // for the caller (404). Errors are {"error": {"code", "message"}} with the
 // codes listed in errors.go. A turn answers with JSON, or with Server-Sent
@@ -38,8 +38,14 @@ type Config struct {
 	// Admin enables /v1/admin (admin keys only).
 	Admin Admin
 	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
-	ACP    http.Handler
-	Logger *zap.Logger
+	ACP http.Handler
+	// Metrics, if set, serves GET /metrics, without a key like the health
+	// endpoints.
+	Metrics http.Handler
+	// OnRequest, if set, sees every answered request with the route
+	// pattern that matched ("" if none).
+	OnRequest func(method, route string, status int, d time.Duration)
+	Logger    *zap.Logger
 }
 
 // Defaults of Config.
@@ -108,6 +114,9 @@ func (s *Server) routes() chi.Router {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	if s.cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -228,12 +237,28 @@ func (w *loggingWriter) Write(b []byte) (int, error) {
 
 func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// statusOr200 is the status sent: net/http sends 200 for a handler that
+// wrote nothing.
+func (w *loggingWriter) statusOr200() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
 		lw := &loggingWriter{ResponseWriter: w}
 		next.ServeHTTP(lw, r)
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		if s.cfg.OnRequest != nil {
+			route := ""
+			if rc := chi.RouteContext(r.Context()); rc != nil {
+				route = rc.RoutePattern()
+			}
+			s.cfg.OnRequest(r.Method, route, lw.statusOr200(), time.Since(began))
+		}
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			return
 		}
 		s.log.Info("request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", lw.status),

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, steps ...agenttest.Step) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil, steps...)
+}
+
+// newFixtureWith is newFixture with edit applied to the API's Config.
+func newFixtureWith(t *testing.T, edit func(*httpapi.Config), steps ...agenttest.Step) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := boltdb.Open(filepath.Join(dir, "agentd.db"), boltdb.Options{})
 	if err != nil {
@@ -64,7 +71,11 @@ func newFixture(t *testing.T, steps ...agenttest.Step) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(pool, keys, httpapi.Config{MaxBodyBytes: 4096, Logger: zaptest.NewLogger(t), Heartbeat: 20 * time.Millisecond})
+	cfg := httpapi.Config{MaxBodyBytes: 4096, Logger: zaptest.NewLogger(t), Heartbeat: 20 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	api := httpapi.New(pool, keys, cfg)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, srv: srv, api: api, pool: pool, model: m}
@@ -368,5 +379,43 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestMetricsRoute: /metrics needs no key, and every answered request is
+// reported with its route pattern, never the raw path.
+func TestMetricsRoute(t *testing.T) {
+	type seen struct {
+		method, route string
+		status        int
+	}
+	var mu sync.Mutex
+	var got []seen
+	f := newFixtureWith(t, func(c *httpapi.Config) {
+		c.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "agentd_up 1\n") })
+		c.OnRequest = func(method, route string, status int, _ time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, seen{method, route, status})
+		}
+	}, agenttest.Reply("hello"))
+	if r := f.do("GET", "/metrics", "", ""); r.status != 200 || r.raw != "agentd_up 1\n" {
+		t.Errorf("GET /metrics without a key = %d %q", r.status, r.raw)
+	}
+	id := f.create(acmeKey)
+	f.do("POST", "/v1/sessions/"+id+"/messages", acmeKey, `{"content":"hi"}`)
+	f.do("GET", "/v1/sessions/"+id, "", "")
+	f.do("GET", "/nope", acmeKey, "")
+	want := []seen{
+		{"GET", "/metrics", 200},
+		{"POST", "/v1/sessions", 201},
+		{"POST", "/v1/sessions/{id}/messages", 200},
+		{"GET", "/v1/*", 401}, // refused before the sub-routes matched
+		{"GET", "", 404},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("requests seen = %v\nwant %v", got, want)
 	}
 }

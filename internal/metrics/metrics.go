@@ -1,0 +1,208 @@
+// Package metrics exposes agentd's Prometheus metrics on GET /metrics, and
+// is the only importer of the Prometheus client library.
+//
+// Turn metrics carry the session's cohort: the model it talks to and, per
+// canary dimension, the variant it is pinned to ("stable" for none). A
+// variant and its stable control are then two label values of the same
+// series, which is what an operator compares while a canary runs, the same
+// way agentd's own guard does:
+//
+//	sum by (model_variant) (rate(agentd_llm_5xx_total[5m]))
+//	  / sum by (model_variant) (rate(agentd_llm_calls_total[5m]))
+//
+// Tenants and users are not labels: there can be many of them.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Stable is the variant label of a session on a dimension's stable value.
+const Stable = "stable"
+
+// Dimensions are the canary dimensions, in the order of Turn.Variants; each
+// becomes a label <dimension>_variant.
+var Dimensions = [5]string{"model", "skills", "rules", "sandbox", "instructions"}
+
+// Turn is what one finished turn reports.
+type Turn struct {
+	Model    string
+	Variants [5]string // per Dimensions; "" is stable
+	Status   string    // ok, error, cancelled
+	// IncompleteReason: max_iterations, timeout, ... ("" when complete).
+	IncompleteReason string
+	Duration         time.Duration
+
+	LLMCalls, LLMErrors, LLM5xx int
+	ToolCalls, ToolFailures     int
+	PromptTokens, Completion    int
+}
+
+// Variant is one canary variant as configured now.
+type Variant struct {
+	Dimension, Name string
+	Percent         float64
+	Halted          bool
+}
+
+// Sources are read at every scrape.
+type Sources struct {
+	// Sessions returns the sessions in memory and how many run a turn.
+	Sessions func() (live, running int)
+	// Canary returns the configuration version served and its variants.
+	Canary func() (version int, variants []Variant)
+}
+
+// Metrics records agentd's metrics in its own registry.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	turns        *prometheus.CounterVec
+	turnSeconds  *prometheus.HistogramVec
+	llmCalls     *prometheus.CounterVec
+	llmErrors    *prometheus.CounterVec
+	llm5xx       *prometheus.CounterVec
+	toolCalls    *prometheus.CounterVec
+	toolFailures *prometheus.CounterVec
+	tokens       *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	reqSeconds   *prometheus.HistogramVec
+}
+
+func cohortLabels(extra ...string) []string {
+	l := []string{"model"}
+	for _, d := range Dimensions {
+		l = append(l, d+"_variant")
+	}
+	return append(l, extra...)
+}
+
+// New returns Metrics with the Go runtime and process collectors and the
+// scrape-time sources src (either may be nil).
+func New(src Sources) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{reg: reg}
+	counter := func(name, help string, labels []string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agentd", Name: name, Help: help}, labels)
+		reg.MustRegister(c)
+		return c
+	}
+	m.turns = counter("turns_total", "Turns finished, by cohort, status (ok, error, cancelled) and incomplete reason.",
+		cohortLabels("status", "incomplete_reason"))
+	m.turnSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "agentd", Name: "turn_duration_seconds", Help: "Wall time of a turn, by model and status.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+	}, []string{"model", "status"})
+	reg.MustRegister(m.turnSeconds)
+	m.llmCalls = counter("llm_calls_total", "Model calls made by turns, by cohort.", cohortLabels())
+	m.llmErrors = counter("llm_errors_total", "Model calls that failed after their retries, by cohort.", cohortLabels())
+	m.llm5xx = counter("llm_5xx_total", "Model calls that ended in an HTTP 5xx, by cohort (the guard's LLM 5xx rate).", cohortLabels())
+	m.toolCalls = counter("tool_calls_total", "Tool calls made by turns, by cohort.", cohortLabels())
+	m.toolFailures = counter("tool_failures_total", "Tool calls that failed, by cohort (the guard's tool failure rate).", cohortLabels())
+	m.tokens = counter("tokens_total", "Tokens the model reported, by cohort and kind (prompt, completion).", cohortLabels("kind"))
+	m.requests = counter("http_requests_total", "HTTP requests answered, by method, route pattern and status code.",
+		[]string{"method", "route", "code"})
+	m.reqSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "agentd", Name: "http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request (a streamed turn: until its end), by method and route pattern.",
+		Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120, 600},
+	}, []string{"method", "route"})
+	reg.MustRegister(m.reqSeconds)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(&scrape{src: src})
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format (or
+// OpenMetrics, when the scraper asks for it).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
+}
+
+// Turn records a finished turn.
+func (m *Metrics) Turn(t Turn) {
+	cohort := make([]string, 0, 8)
+	cohort = append(cohort, t.Model)
+	for _, v := range t.Variants {
+		if v == "" {
+			v = Stable
+		}
+		cohort = append(cohort, v)
+	}
+	m.turns.WithLabelValues(append(cohort, t.Status, t.IncompleteReason)...).Inc()
+	m.turnSeconds.WithLabelValues(t.Model, t.Status).Observe(t.Duration.Seconds())
+	add := func(c *prometheus.CounterVec, n int) {
+		if n > 0 {
+			c.WithLabelValues(cohort...).Add(float64(n))
+		} else {
+			c.WithLabelValues(cohort...) // the series exists at 0, so rates have a denominator
+		}
+	}
+	add(m.llmCalls, t.LLMCalls)
+	add(m.llmErrors, t.LLMErrors)
+	add(m.llm5xx, t.LLM5xx)
+	add(m.toolCalls, t.ToolCalls)
+	add(m.toolFailures, t.ToolFailures)
+	m.tokens.WithLabelValues(append(cohort, "prompt")...).Add(float64(t.PromptTokens))
+	m.tokens.WithLabelValues(append(cohort, "completion")...).Add(float64(t.Completion))
+}
+
+// Request records an answered HTTP request. route is the pattern that
+// matched ("/v1/sessions/{id}/messages"), never the raw path, which would
+// make a series per session.
+func (m *Metrics) Request(method, route string, code int, d time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(method, route, itoa(code)).Inc()
+	m.reqSeconds.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+func itoa(code int) string {
+	if code >= 100 && code <= 999 {
+		return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
+	}
+	return "other"
+}
+
+// scrape reports what is read at scrape time: sessions and the canary.
+type scrape struct{ src Sources }
+
+var (
+	liveDesc = prometheus.NewDesc("agentd_sessions_live", "Sessions held in memory (the pool; others are on disk and reload on use).", nil, nil)
+	runDesc  = prometheus.NewDesc("agentd_turns_running", "Turns running now.", nil, nil)
+	verDesc  = prometheus.NewDesc("agentd_config_version", "The configuration version served (agentd canary status).", nil, nil)
+	pctDesc  = prometheus.NewDesc("agentd_canary_variant_percent", "A canary variant's configured percent of users.", []string{"dimension", "variant"}, nil)
+	haltDesc = prometheus.NewDesc("agentd_canary_variant_halted", "1 if a canary variant is halted (its users are on stable), else 0.", []string{"dimension", "variant"}, nil)
+)
+
+func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc} {
+		ch <- d
+	}
+}
+
+func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	if s.src.Sessions != nil {
+		live, running := s.src.Sessions()
+		ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(live))
+		ch <- prometheus.MustNewConstMetric(runDesc, prometheus.GaugeValue, float64(running))
+	}
+	if s.src.Canary != nil {
+		version, variants := s.src.Canary()
+		ch <- prometheus.MustNewConstMetric(verDesc, prometheus.GaugeValue, float64(version))
+		for _, v := range variants {
+			halted := 0.0
+			if v.Halted {
+				halted = 1
+			}
+			ch <- prometheus.MustNewConstMetric(pctDesc, prometheus.GaugeValue, v.Percent, v.Dimension, v.Name)
+			ch <- prometheus.MustNewConstMetric(haltDesc, prometheus.GaugeValue, halted, v.Dimension, v.Name)
+		}
+	}
+}
