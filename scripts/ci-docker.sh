@@ -208,6 +208,10 @@ curl -fsS -X POST "$url/v1/sessions" -H "Authorization: Bearer $key" -H "X-Agent
 sid=$("$check" open -url "$url" -key "$key" -user alice)
 echo "session $sid: turn 1 ok"
 
+phase "docker: GET /metrics (no key) counts that turn"
+curl -fsS "$url/metrics" | grep -E '^agentd_turns_total\{.*status="ok"\} [1-9]' ||
+	die "GET /metrics does not count the turn"
+
 phase "docker: run_shell_command in the container (busybox /bin/sh)"
 if ! "$check" shell -url "$url" -key "$key" -user shell-user; then
 	echo "run_shell_command does not work in the container: see the tool result above (a sandbox failure is agentd's, not the image's)" >&2
