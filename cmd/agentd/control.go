@@ -128,18 +128,27 @@ func (c *control) observe(sum session.Summary, rec session.TurnRecord) {
 // turnMetrics is what a finished turn reports to /metrics.
 func turnMetrics(sum session.Summary, rec session.TurnRecord) metrics.Turn {
 	t := metrics.Turn{
-		Model: rec.Model, Status: string(rec.Outcome.Status), IncompleteReason: string(rec.Outcome.IncompleteReason),
-		LLMCalls: rec.Stats.LLMCalls, LLMErrors: rec.Stats.LLMErrors, LLM5xx: rec.Stats.LLM5xx,
-		ToolCalls: rec.Stats.ToolCalls, ToolFailures: rec.Stats.ToolFailures,
-		PromptTokens: rec.Stats.Usage.PromptTokens, Completion: rec.Stats.Usage.CompletionTokens,
+		Model: rec.Model, Variants: cohortOf(sum.Assignment), Status: string(rec.Outcome.Status),
+		IncompleteReason: rec.Outcome.IncompleteReason,
+		LLMCalls:         rec.Stats.LLMCalls, LLMErrors: rec.Stats.LLMErrors, LLM5xx: rec.Stats.LLM5xx,
+		PromptTokens: rec.Stats.Usage.PromptTokens, Completion: rec.Stats.Usage.CompletionTokens, Cached: rec.Stats.Usage.CachedTokens,
 	}
 	if !rec.EndedAt.IsZero() {
 		t.Duration = rec.EndedAt.Sub(rec.StartedAt)
 	}
-	for _, dim := range canary.Dimensions() {
-		t.Variants[dim] = sum.Assignment.Variants[dim.String()]
+	for _, ts := range rec.Stats.Tools {
+		t.Tools = append(t.Tools, metrics.Tool{Name: ts.Name, Calls: ts.Calls, Failures: ts.Failures, Duration: time.Duration(ts.Millis) * time.Millisecond})
 	}
 	return t
+}
+
+// cohortOf is an assignment's variant per dimension, "" for stable.
+func cohortOf(a session.Assignment) [5]string {
+	var out [5]string
+	for _, dim := range canary.Dimensions() {
+		out[dim] = a.Variants[dim.String()]
+	}
+	return out
 }
 
 // variants lists the served configuration's variants for /metrics.

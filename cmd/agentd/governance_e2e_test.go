@@ -194,6 +194,15 @@ func TestAskRoundTrip(t *testing.T) {
 	if !p.logged(`"msg":"permission decision"`) || !p.logged(`"outcome":"ask"`) {
 		t.Errorf("decisions are not logged")
 	}
+	m := p.do("GET", "/metrics", "", "").Raw
+	for _, decision := range []string{"allow_once", "reject_once", "timeout"} {
+		if !strings.Contains(m, `agentd_tool_confirmations_total{decision="`+decision+`"`) {
+			t.Errorf("/metrics has no %s confirmation", decision)
+		}
+	}
+	if !strings.Contains(m, `tool="run_shell_command"} 3`) {
+		t.Errorf("/metrics does not count the 3 run_shell_command calls")
+	}
 }
 
 // TestSkillsAndInstructions: the system prompt starts with the assigned

@@ -81,6 +81,9 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 			ctl.observe(sum, rec)
 			met.Turn(turnMetrics(sum, rec))
 		},
+		Approved: func(sum session.Summary, _, decision string) {
+			met.Confirmation(sum.Model, cohortOf(sum.Assignment), decision)
+		},
 		Tools:        gov.tools,
 		TurnTools:    gov.turnTools,
 		SystemPrompt: gov.systemPrompt,

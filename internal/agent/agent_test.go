@@ -223,6 +223,13 @@ func checkResult(t *testing.T, res agent.Result, w want) {
 	if res.Stats.ToolFailures != w.toolFails {
 		t.Errorf("tool failures = %d; want %d", res.Stats.ToolFailures, w.toolFails)
 	}
+	calls, fails := 0, 0
+	for _, ts := range res.Stats.Tools {
+		calls, fails = calls+ts.Calls, fails+ts.Failures
+	}
+	if calls != res.Stats.ToolCalls || fails != res.Stats.ToolFailures {
+		t.Errorf("per-tool stats %+v sum to %d calls, %d failures; the turn has %d, %d", res.Stats.Tools, calls, fails, res.Stats.ToolCalls, res.Stats.ToolFailures)
+	}
 	if o.FinishReasonMissing != w.finishMiss {
 		t.Errorf("finish_reason_missing = %v; want %v", o.FinishReasonMissing, w.finishMiss)
 	}
@@ -550,5 +557,28 @@ func TestPromptIsRebuiltBeforeEveryLLMCall(t *testing.T) {
 	reqs := m.Requests()
 	if reqs[0].Messages[0].Content != "prompt v0" || reqs[1].Messages[0].Content != "prompt v1" {
 		t.Errorf("system prompts = %q, %q; want v0 then v1", reqs[0].Messages[0].Content, reqs[1].Messages[0].Content)
+	}
+}
+
+// TestToolStats: the turn's tool calls broken down by tool, with calls of a
+// name the model made up under one label.
+func TestToolStats(t *testing.T) {
+	m := agenttest.NewModel(
+		agenttest.Calls("fail", `{}`, "echo", `{"a":1}`, "made_up_1", `{}`),
+		agenttest.Calls("echo", `{"a":2}`, "made_up_2", `{}`),
+		agenttest.Reply("done"))
+	a := agent.New(m, agent.Config{})
+	res := a.Run(t.Context(), agent.Turn{Model: "m", Input: "go", Tools: []agent.Tool{echoTool(), failTool()}})
+	want := []agent.ToolStat{
+		{Name: "fail", Calls: 1, Failures: 1},
+		{Name: "echo", Calls: 2},
+		{Name: agent.UnknownTool, Calls: 2, Failures: 2},
+	}
+	got := res.Stats.Tools
+	for i := range got {
+		got[i].Millis = 0 // timing is not asserted
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tool stats = %+v; want %+v", got, want)
 	}
 }

@@ -1,5 +1,7 @@
 package agent
 
+import "slices"
+
 // Status is how a turn ended.
 type Status string
 
@@ -43,4 +45,36 @@ type Stats struct {
 	ToolCalls    int   `json:"tool_calls"`
 	ToolFailures int   `json:"tool_failures,omitempty"`
 	Usage        Usage `json:"usage"`
+	// Tools breaks the tool calls down by tool, in order of first use.
+	// Calls of a name the model made up count under UnknownTool, so the
+	// model cannot mint new names in metrics.
+	Tools []ToolStat `json:"tools,omitempty"`
+}
+
+// UnknownTool is the ToolStat name of calls to tools that do not exist.
+const UnknownTool = "(unknown)"
+
+// ToolStat counts one tool's calls in a turn.
+type ToolStat struct {
+	Name     string `json:"name"`
+	Calls    int    `json:"calls"`
+	Failures int    `json:"failures,omitempty"`
+	// Millis is the time the calls ran, summed (0 for calls that did not
+	// run: refused, cancelled, invalid).
+	Millis int64 `json:"ms"`
+}
+
+// countTool adds one call of tool name to s.
+func (s *Stats) countTool(name string, failed bool, millis int64) {
+	i := slices.IndexFunc(s.Tools, func(t ToolStat) bool { return t.Name == name })
+	if i < 0 {
+		s.Tools = append(s.Tools, ToolStat{Name: name})
+		i = len(s.Tools) - 1
+	}
+	t := &s.Tools[i]
+	t.Calls++
+	t.Millis += millis
+	if failed {
+		t.Failures++
+	}
 }

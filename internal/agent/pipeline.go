@@ -62,6 +62,11 @@ func (r *run) runTools(calls []ToolCall) (halted bool) {
 		if s.status == toolError {
 			r.stats.ToolFailures++
 		}
+		name := s.call.Function.Name
+		if _, ok := r.tools[name]; !ok {
+			name = UnknownTool
+		}
+		r.stats.countTool(name, s.status == toolError, s.millis)
 		r.msgs = append(r.msgs, toolMessage(s.call, s.result))
 	}
 	return false

@@ -38,9 +38,18 @@ type Turn struct {
 	IncompleteReason string
 	Duration         time.Duration
 
-	LLMCalls, LLMErrors, LLM5xx int
-	ToolCalls, ToolFailures     int
-	PromptTokens, Completion    int
+	LLMCalls, LLMErrors, LLM5xx      int
+	PromptTokens, Completion, Cached int
+	// Tools are the turn's tool calls by tool; tool names must come from
+	// the tool set (the agent counts made-up names as one).
+	Tools []Tool
+}
+
+// Tool is one tool's calls in a turn.
+type Tool struct {
+	Name            string
+	Calls, Failures int
+	Duration        time.Duration // summed over the calls
 }
 
 // Variant is one canary variant as configured now.
@@ -69,7 +78,9 @@ type Metrics struct {
 	llm5xx       *prometheus.CounterVec
 	toolCalls    *prometheus.CounterVec
 	toolFailures *prometheus.CounterVec
+	toolSeconds  *prometheus.CounterVec
 	tokens       *prometheus.CounterVec
+	confirms     *prometheus.CounterVec
 	requests     *prometheus.CounterVec
 	reqSeconds   *prometheus.HistogramVec
 }
@@ -96,15 +107,17 @@ func New(src Sources) *Metrics {
 		cohortLabels("status", "incomplete_reason"))
 	m.turnSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "agentd", Name: "turn_duration_seconds", Help: "Wall time of a turn, by model and status.",
-		Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300},
 	}, []string{"model", "status"})
 	reg.MustRegister(m.turnSeconds)
 	m.llmCalls = counter("llm_calls_total", "Model calls made by turns, by cohort.", cohortLabels())
 	m.llmErrors = counter("llm_errors_total", "Model calls that failed after their retries, by cohort.", cohortLabels())
 	m.llm5xx = counter("llm_5xx_total", "Model calls that ended in an HTTP 5xx, by cohort (the guard's LLM 5xx rate).", cohortLabels())
-	m.toolCalls = counter("tool_calls_total", "Tool calls made by turns, by cohort.", cohortLabels())
-	m.toolFailures = counter("tool_failures_total", "Tool calls that failed, by cohort (the guard's tool failure rate).", cohortLabels())
-	m.tokens = counter("tokens_total", "Tokens the model reported, by cohort and kind (prompt, completion).", cohortLabels("kind"))
+	m.toolCalls = counter("tool_calls_total", "Tool calls made by turns, by cohort and tool.", cohortLabels("tool"))
+	m.toolFailures = counter("tool_failures_total", "Tool calls that failed, by cohort and tool (the guard's tool failure rate).", cohortLabels("tool"))
+	m.toolSeconds = counter("tool_seconds_total", "Time tool calls ran, by cohort and tool (divide by tool_calls_total for the mean).", cohortLabels("tool"))
+	m.tokens = counter("tokens_total", "Tokens the model reported, by cohort and kind (prompt, completion, cached: the part of prompt served from the provider's cache).", cohortLabels("kind"))
+	m.confirms = counter("tool_confirmations_total", "Answers to permission asks, by cohort and decision (allow_once, allow_always, reject_once, reject_always, timeout, cancelled).", cohortLabels("decision"))
 	m.requests = counter("http_requests_total", "HTTP requests answered, by method, route pattern and status code.",
 		[]string{"method", "route", "code"})
 	m.reqSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -124,32 +137,43 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 }
 
-// Turn records a finished turn.
-func (m *Metrics) Turn(t Turn) {
-	cohort := make([]string, 0, 8)
-	cohort = append(cohort, t.Model)
-	for _, v := range t.Variants {
+// cohort is the label values of a model and its variants.
+func cohort(model string, variants [5]string, extra int) []string {
+	l := make([]string, 0, 6+extra)
+	l = append(l, model)
+	for _, v := range variants {
 		if v == "" {
 			v = Stable
 		}
-		cohort = append(cohort, v)
+		l = append(l, v)
 	}
-	m.turns.WithLabelValues(append(cohort, t.Status, t.IncompleteReason)...).Inc()
+	return l
+}
+
+// Turn records a finished turn.
+func (m *Metrics) Turn(t Turn) {
+	c := cohort(t.Model, t.Variants, 2)
+	m.turns.WithLabelValues(append(c, t.Status, t.IncompleteReason)...).Inc()
 	m.turnSeconds.WithLabelValues(t.Model, t.Status).Observe(t.Duration.Seconds())
-	add := func(c *prometheus.CounterVec, n int) {
-		if n > 0 {
-			c.WithLabelValues(cohort...).Add(float64(n))
-		} else {
-			c.WithLabelValues(cohort...) // the series exists at 0, so rates have a denominator
-		}
+	// Series exist from a cohort's first turn, at 0, so that a rate over
+	// them is 0 rather than missing.
+	m.llmCalls.WithLabelValues(c...).Add(float64(t.LLMCalls))
+	m.llmErrors.WithLabelValues(c...).Add(float64(t.LLMErrors))
+	m.llm5xx.WithLabelValues(c...).Add(float64(t.LLM5xx))
+	m.tokens.WithLabelValues(append(c, "prompt")...).Add(float64(t.PromptTokens))
+	m.tokens.WithLabelValues(append(c, "completion")...).Add(float64(t.Completion))
+	m.tokens.WithLabelValues(append(c, "cached")...).Add(float64(t.Cached))
+	for _, tool := range t.Tools {
+		l := append(c, tool.Name)
+		m.toolCalls.WithLabelValues(l...).Add(float64(tool.Calls))
+		m.toolFailures.WithLabelValues(l...).Add(float64(tool.Failures))
+		m.toolSeconds.WithLabelValues(l...).Add(tool.Duration.Seconds())
 	}
-	add(m.llmCalls, t.LLMCalls)
-	add(m.llmErrors, t.LLMErrors)
-	add(m.llm5xx, t.LLM5xx)
-	add(m.toolCalls, t.ToolCalls)
-	add(m.toolFailures, t.ToolFailures)
-	m.tokens.WithLabelValues(append(cohort, "prompt")...).Add(float64(t.PromptTokens))
-	m.tokens.WithLabelValues(append(cohort, "completion")...).Add(float64(t.Completion))
+}
+
+// Confirmation records the answer to a permission ask.
+func (m *Metrics) Confirmation(model string, variants [5]string, decision string) {
+	m.confirms.WithLabelValues(append(cohort(model, variants, 1), decision)...).Inc()
 }
 
 // Request records an answered HTTP request. route is the pattern that

@@ -34,9 +34,12 @@ func TestMetrics(t *testing.T) {
 		},
 	})
 	m.Turn(metrics.Turn{Model: "gpt-5", Variants: [5]string{"beta"}, Status: "ok", Duration: 300 * time.Millisecond,
-		LLMCalls: 3, LLM5xx: 1, ToolCalls: 4, ToolFailures: 1, PromptTokens: 1000, Completion: 50})
-	m.Turn(metrics.Turn{Model: "gpt-5", Variants: [5]string{"beta"}, Status: "ok", LLMCalls: 1})
+		LLMCalls: 3, LLM5xx: 1, PromptTokens: 1000, Completion: 50, Cached: 600,
+		Tools: []metrics.Tool{{Name: "read_file", Calls: 3, Duration: 30 * time.Millisecond}, {Name: "run_shell_command", Calls: 1, Failures: 1, Duration: 2 * time.Second}}})
+	m.Turn(metrics.Turn{Model: "gpt-5", Variants: [5]string{"beta"}, Status: "ok", LLMCalls: 1,
+		Tools: []metrics.Tool{{Name: "read_file", Calls: 1, Duration: 20 * time.Millisecond}}})
 	m.Turn(metrics.Turn{Model: "gpt-4o", Status: "cancelled", IncompleteReason: "", LLMCalls: 1})
+	m.Confirmation("gpt-5", [5]string{"beta"}, "timeout")
 	m.Request("POST", "/v1/sessions/{id}/messages", 200, 20*time.Millisecond)
 	m.Request("GET", "", 404, time.Millisecond)
 
@@ -52,12 +55,18 @@ func TestMetrics(t *testing.T) {
 		// A cohort without failures still has its series, at 0, so that a
 		// rate over it is 0 rather than missing.
 		`agentd_llm_5xx_total{instructions_variant="stable",` + stable + `} 0`,
-		`agentd_tool_calls_total{instructions_variant="stable",` + beta + `} 4`,
-		`agentd_tool_failures_total{instructions_variant="stable",` + beta + `} 1`,
+		`agentd_tool_calls_total{instructions_variant="stable",` + beta + `,tool="read_file"} 4`,
+		`agentd_tool_calls_total{instructions_variant="stable",` + beta + `,tool="run_shell_command"} 1`,
+		`agentd_tool_failures_total{instructions_variant="stable",` + beta + `,tool="run_shell_command"} 1`,
+		`agentd_tool_failures_total{instructions_variant="stable",` + beta + `,tool="read_file"} 0`,
+		`agentd_tool_seconds_total{instructions_variant="stable",` + beta + `,tool="read_file"} 0.05`,
 		`agentd_tokens_total{instructions_variant="stable",kind="prompt",` + beta + `} 1000`,
 		`agentd_tokens_total{instructions_variant="stable",kind="completion",` + beta + `} 50`,
+		`agentd_tokens_total{instructions_variant="stable",kind="cached",` + beta + `} 600`,
+		`agentd_tool_confirmations_total{decision="timeout",instructions_variant="stable",` + beta + `} 1`,
 		`agentd_turn_duration_seconds_bucket{model="gpt-5",status="ok",le="0.5"} 2`,
 		`agentd_turn_duration_seconds_bucket{model="gpt-5",status="ok",le="0.25"} 1`,
+		`agentd_turn_duration_seconds_bucket{model="gpt-5",status="ok",le="0.1"} 1`,
 		`agentd_http_requests_total{code="200",method="POST",route="/v1/sessions/{id}/messages"} 1`,
 		`agentd_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
 		`agentd_sessions_live 7`,

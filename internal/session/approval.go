@@ -150,6 +150,9 @@ func (p *Pool) ask(ctx context.Context, e *entry, s *Session, c agent.Call, perm
 		v = agent.Verdict{Result: "[Operation Cancelled] " + reason}
 	}
 	emit(agent.Event{Type: EventToolConfirmationResolved, Data: map[string]any{"call_id": c.ID, "tool": c.Name, "decision": decision}})
+	if p.hooks.Approved != nil {
+		p.hooks.Approved(s.Summary(), c.Name, decision)
+	}
 	p.log.Info("approval", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant), zap.String("user", s.User),
 		zap.String("tool", c.Name), zap.String("call_id", c.ID), zap.String("decision", decision),
 		zap.Duration("waited", p.cfg.Now().Sub(now)))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,12 @@ import (
 
 // askPool is a pool whose rules ask about the "risky" tool and deny "rm".
 func askPool(t *testing.T, timeout time.Duration, steps ...agenttest.Step) (*session.Pool, *agenttest.Model, *session.Session) {
+	t.Helper()
+	return askPoolWith(t, timeout, nil, steps...)
+}
+
+// askPoolWith is askPool with an Approved hook.
+func askPoolWith(t *testing.T, timeout time.Duration, approved func(session.Summary, string, string), steps ...agenttest.Step) (*session.Pool, *agenttest.Model, *session.Session) {
 	t.Helper()
 	db, err := boltdb.Open(filepath.Join(t.TempDir(), "agentd.db"), boltdb.Options{})
 	if err != nil {
@@ -42,6 +49,7 @@ func askPool(t *testing.T, timeout time.Duration, steps ...agenttest.Step) (*ses
 			}
 			return session.Permit{Action: session.ActionAllow}
 		},
+		Approved: approved,
 	}, session.Config{Dir: t.TempDir(), ApprovalTimeout: timeout, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +84,13 @@ func TestApprovals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pool, _, s := askPool(t, 50*time.Millisecond, agenttest.Calls("risky", `{"x":1}`), agenttest.Reply("done"))
+			var mu sync.Mutex
+			var approved []string
+			pool, _, s := askPoolWith(t, 50*time.Millisecond, func(sum session.Summary, tool, decision string) {
+				mu.Lock()
+				defer mu.Unlock()
+				approved = append(approved, sum.User+" "+tool+" "+decision)
+			}, agenttest.Calls("risky", `{"x":1}`), agenttest.Reply("done"))
 			events := make(chan agent.Event, 100)
 			done := make(chan session.TurnResult)
 			go func() {
@@ -115,6 +129,15 @@ func TestApprovals(t *testing.T) {
 			}
 			if pending, _ := pool.Pending(t.Context(), "acme", s.ID); len(pending) != 0 {
 				t.Errorf("pending after the turn = %+v", pending)
+			}
+			want := "alice risky " + tc.decision
+			if tc.decision == "" {
+				want = "alice risky timeout"
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(approved) != 1 || approved[0] != want {
+				t.Errorf("Approved hook saw %q; want %q", approved, want)
 			}
 		})
 	}

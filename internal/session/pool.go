@@ -87,6 +87,9 @@ type Hooks struct {
 	CheckModel func(model string) error
 	// Observe sees every finished turn (metrics, the rollback guard).
 	Observe func(s Summary, rec TurnRecord)
+	// Approved sees the answer to every ask: allow_once, allow_always,
+	// reject_once, reject_always, timeout or cancelled (metrics).
+	Approved func(s Summary, tool, decision string)
 	// Permit applies the permission rules to a planned call. Nil allows
 	// everything.
 	Permit func(s *Session, c agent.Call, spec agent.ToolSpec) Permit
