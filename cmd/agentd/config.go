@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/agentd/agentd/internal/tools"
 )
 
 // usageError is a mistake in the command line or environment: exit code 2.
@@ -52,6 +55,8 @@ type Config struct {
 	ShellTimeout    time.Duration
 	ConfigPoll      time.Duration
 	ApprovalTimeout time.Duration
+	WebFetch        bool
+	WebFetchAllow   []netip.Prefix
 	LogLevel        string
 }
 
@@ -137,6 +142,12 @@ func serveOptions(c *Config) []option {
 			}},
 		{flag: "approval-timeout", env: "AGENTD_APPROVAL_TIMEOUT", def: "60s", arg: "DUR", usage: "how long a tool call the rules ask about waits for the client's decision before it is rejected",
 			apply: func(v string) (err error) { c.ApprovalTimeout, err = durIn(v, time.Second, 24*time.Hour); return }},
+		{flag: "web-fetch", env: "AGENTD_WEB_FETCH", def: "true", arg: "BOOL",
+			usage: "offer the web_fetch tool (permission rules decide per domain; refused under sandbox profiles without network; public addresses only)",
+			apply: func(v string) (err error) { c.WebFetch, err = strconv.ParseBool(v); return }},
+		{flag: "web-fetch-allow-cidrs", env: "AGENTD_WEB_FETCH_ALLOW_CIDRS", arg: "CIDRS",
+			usage: "private ranges web_fetch may reach anyway, e.g. 10.1.0.0/16 (comma-separated; local names stay refused)",
+			apply: func(v string) (err error) { c.WebFetchAllow, err = tools.ParseAllowCIDRs(v); return }},
 		{flag: "log-level", env: "AGENTD_LOG_LEVEL", def: "info", arg: "LEVEL", usage: "debug, info, warn or error",
 			apply: func(v string) error {
 				switch v {

@@ -157,11 +157,37 @@ func (g *govern) tools(s *session.Session, dir string) ([]agent.Tool, io.Closer,
 			return pol.HookWith(g.self, ws, tools.RunShellCommand, s.Assignment.Sandbox, sandbox.Confine{Hidden: []string{g.data}})(cmd)
 		},
 	}
+	if g.cfg.WebFetch {
+		cfg.WebFetch = &tools.WebFetchConfig{AllowCIDRs: g.cfg.WebFetchAllow, Permit: func() error { return g.networkAllowed(s) }}
+	}
 	set, err := tools.New(dir, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	return set.Tools(), set, nil
+}
+
+// networkAllowed refuses web_fetch to a session whose sandbox profile (for
+// the web_fetch tool: sandbox.json may map tools to profiles) has no
+// network, so that a "-no-network" profile means no egress from the agent
+// at all, not only from its shell. It is asked at every call: a halted
+// sandbox variant takes effect at the next turn.
+func (g *govern) networkAllowed(s *session.Session) error {
+	pol, err := g.tree().Sandbox()
+	if err != nil {
+		return fmt.Errorf("web_fetch refused: sandbox misconfigured: %w", err)
+	}
+	if !pol.Enabled() {
+		return nil
+	}
+	prof, err := pol.Profile(tools.WebFetch, s.Assignment.Sandbox)
+	if err != nil {
+		return fmt.Errorf("web_fetch refused: %w", err)
+	}
+	if !prof.Network() {
+		return fmt.Errorf("web_fetch refused: this session's sandbox profile %s allows no network access; do not retry", prof)
+	}
+	return nil
 }
 
 // turnTools gives a session activate_skill over its skill set.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,4 +304,48 @@ func TestCheckCommand(t *testing.T) {
 	if cmd := exec.Command(binary, "check", "--nope"); cmd.Run() == nil || cmd.ProcessState.ExitCode() != 2 {
 		t.Errorf("agentd check --nope: exit %d; want 2", cmd.ProcessState.ExitCode())
 	}
+}
+
+// TestWebFetch: web_fetch reaches a page only for a session whose sandbox
+// profile has network (a sandbox canary puts bob on workspace-write), and
+// only at an allowed address; the default no-network profile refuses it.
+func TestWebFetch(t *testing.T) {
+	page := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html><head><title>Release notes</title><script>x()</script></head><body><p>Version 2 &amp; more</p></body></html>")
+	})
+	llm := llmtest.NewServer(t)
+	dir := configDir(t, `{"sandbox": {"stable": "workspace-write-no-network", "variants": [{"name": "net", "value": "workspace-write", "users": ["bob"]}]}}`)
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir, "AGENTD_WEB_FETCH_ALLOW_CIDRS=127.0.0.0/8")
+	fetch := func(id, url string) string {
+		args, _ := json.Marshal(map[string]string{"url": url})
+		p.turn(acmeKey, id, "[[tool web_fetch "+string(args)+"]]")
+		return lastToolResult(llm)
+	}
+	alice := p.create(acmeKey)
+	if res := fetch(alice, page.URL); !strings.Contains(res, "allows no network access") {
+		t.Errorf("alice (no network) web_fetch = %q; want refused", res)
+	}
+	bob, a := p.createAs(acmeKey, "bob")
+	if a["sandbox"] != "workspace-write" {
+		t.Fatalf("bob's assignment = %v", a)
+	}
+	res := fetch(bob, page.URL)
+	for _, want := range []string{"URL: " + page.URL, "Release notes", "Version 2 & more"} {
+		if !strings.Contains(res, want) {
+			t.Errorf("bob's web_fetch = %q; want %q in it", res, want)
+		}
+	}
+	if strings.Contains(res, "x()") {
+		t.Errorf("the script reached the model: %q", res)
+	}
+	if res := fetch(bob, "http://10.0.0.1/"); !strings.Contains(res, "not a public address") {
+		t.Errorf("web_fetch of a private address = %q; want refused", res)
+	}
+}
+
+func httptestServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
 }

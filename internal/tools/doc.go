@@ -25,5 +25,13 @@
 // the command ends, times out for inactivity, or its turn is cancelled, and
 // [Set.Close] kills and reaps background commands.
 //
+// web_fetch, offered when [Config.WebFetch] is set, reaches only public
+// addresses: local names are refused without a lookup, the host is resolved
+// once and refused if any answer is not globally routable (IPv4 odd forms,
+// v4-mapped, 6to4 and NAT64 addresses judged by the IPv4 inside), the
+// connection goes to a validated address only (no second lookup), every
+// redirect hop is checked again, and proxies from the environment are not
+// used. [WebFetchConfig.AllowCIDRs] is the only exception.
+//
 // A Set is safe for concurrent use. It has no package-level state.
 package tools

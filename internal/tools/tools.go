@@ -66,6 +66,9 @@ type Config struct {
 	// If it returns an error the tool refuses with that error and runs
 	// nothing.
 	PrepareShell func(cmd *exec.Cmd) error
+	// WebFetch, if set, enables the web_fetch tool with these settings.
+	// Nil means the Set has no web_fetch.
+	WebFetch *WebFetchConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -142,12 +145,16 @@ func New(dir string, cfg Config) (*Set, error) {
 		s.newTool(searchSpec(), s.search),
 		s.newTool(shellSpec(s.cfg), s.runShell),
 	}
+	if cfg.WebFetch != nil {
+		wf := cfg.WebFetch.withDefaults()
+		s.tools = append(s.tools, s.newTool(webFetchSpec(wf), s.webFetch(wf)))
+	}
 	return s, nil
 }
 
 // Tools returns the tools in Agentao's registration order: read_file,
 // write_file, replace, list_directory, glob, search_file_content,
-// run_shell_command.
+// run_shell_command, then web_fetch if Config.WebFetch is set.
 func (s *Set) Tools() []agent.Tool {
 	return append([]agent.Tool(nil), s.tools...)
 }
