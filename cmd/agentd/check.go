@@ -2,18 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/agentd/agentd/internal/governance"
+	"github.com/agentd/agentd/internal/mcptools"
+	"github.com/agentd/agentd/internal/secrets"
 )
 
 const checkSummary = `Validates a configuration tree before it ships: AGENTAO.md, instructions/,
 skills/ (SKILL.md YAML), .agentao/permissions/*.json (rules and their regular
 expressions), .agentao/sandbox.json (profile names) and .agentao/canary.json
-(every value it names must exist). It also scans AGENTAO.md, instructions and
-skills for credentials (Agentao's patterns) and fails if the system prompt of
+(every value it names must exist), .agentao/mcp.json (MCP servers, fields and
+types; a $VAR unset here is a warning). It also scans AGENTAO.md, instructions,
+skills and mcp.json for credentials (Agentao's patterns) and fails if the system prompt of
 any skill set, with every skill active, is longer than --max-prompt-chars.
 
 Exit status: 0 clean, 1 problems (each printed with its file), 2 usage.`
@@ -44,6 +51,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		catalog = dedupe(append([]string{model}, catalog...))
 	}
 	r := governance.Check(dir, governance.CheckOptions{Model: model, Models: catalog, MaxPromptChars: maxPrompt})
+	mw, mp := checkMCP(dir)
+	r.Warnings, r.Problems = append(r.Warnings, mw...), append(r.Problems, mp...)
 	for _, w := range r.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)
 	}
@@ -57,4 +66,36 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "ok: %s: skill sets %v, rule versions %v, instructions %v\n", dir, t.SkillSets(), t.RuleVersions(), t.InstructionNames())
 	}
 	return nil
+}
+
+// checkMCP validates mcp.json: its format, the variables it expects from
+// the environment, and no literal credentials (they belong in ${VAR}).
+func checkMCP(dir string) (warnings, problems []string) {
+	data, err := os.ReadFile(filepath.Join(dir, mcpFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, []string{fmt.Sprintf("%s: %v", mcpFile, err)}
+	}
+	for _, fd := range secrets.Scan(string(data)) {
+		problems = append(problems, fmt.Sprintf("%s:%d: looks like a secret (%s, column %d); write ${VAR} and set it in agentd's environment", mcpFile, fd.Line, fd.Kind, fd.Column))
+	}
+	cfg, err := mcptools.Parse(data, nil)
+	var ce *mcptools.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		for _, p := range ce.Problems {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", mcpFile, p.Line, p.Field, p.Message))
+		}
+		return warnings, problems
+	case err != nil:
+		return warnings, append(problems, fmt.Sprintf("%s: %v", mcpFile, err))
+	}
+	for _, name := range cfg.Names() {
+		for _, v := range cfg.Servers[name].UnsetVars {
+			warnings = append(warnings, fmt.Sprintf("%s: server %s uses $%s, which is not set here (it expands to \"\")", mcpFile, name, v))
+		}
+	}
+	return warnings, problems
 }

@@ -27,6 +27,7 @@ type control struct {
 	history *rollback.History
 	guard   *rollback.Guard
 	gov     *govern
+	mcp     *mcpHub // nil until set by newApp
 	log     *zap.Logger
 
 	stop      chan struct{}
@@ -223,6 +224,9 @@ func (c *control) refresh(ctx context.Context, why string, force bool) {
 		_, _, _ = c.history.Refresh(ctx, treeWhy)
 	}
 	_, _, _ = c.history.Reload(ctx, why) // logged by the history
+	if c.mcp != nil {
+		c.mcp.reload()
+	}
 }
 
 // close stops the watcher and the guard; it may be called more than once.

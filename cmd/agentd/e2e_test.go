@@ -24,7 +24,9 @@ import (
 	"github.com/agentd/agentd/internal/llm/llmtest"
 )
 
-var binary string // built once by TestMain
+// binary is agentd and fakemcp a small MCP server (cmd/fakemcp), both
+// built once by TestMain.
+var binary, fakemcp string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "agentd-e2e-")
@@ -37,6 +39,13 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build agentd:", err)
+		os.Exit(1)
+	}
+	fakemcp = filepath.Join(dir, "fakemcp")
+	build = exec.Command("go", "build", "-o", fakemcp, "../fakemcp")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build fakemcp:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

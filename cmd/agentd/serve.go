@@ -34,6 +34,7 @@ type app struct {
 	log  *zap.Logger
 	db   *boltdb.DB
 	ctl  *control
+	mcp  *mcpHub
 	pool *session.Pool
 	acp  *acp.Server
 	api  *httpapi.Server
@@ -68,11 +69,19 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, err
 	}
+	hub, err := newMCPHub(cfg, gov, log)
+	if err != nil {
+		ctl.close()
+		db.Close()
+		return nil, err
+	}
+	ctl.mcp = hub
 	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, Logger: log})
 	var pool *session.Pool
 	met := metrics.New(metrics.Sources{
-		Sessions: func() (int, int) { return pool.Live() },
-		Canary:   ctl.variants,
+		Sessions:    func() (int, int) { return pool.Live() },
+		Canary:      ctl.variants,
+		MCPChildren: hub.children,
 	})
 	pool, err = session.NewPool(db.Sessions(), a, session.Hooks{
 		Assign: ctl.assign,
@@ -84,8 +93,10 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		Approved: func(sum session.Summary, _, decision string) {
 			met.Confirmation(sum.Model, cohortOf(sum.Assignment), decision)
 		},
-		Tools:        gov.tools,
-		TurnTools:    gov.turnTools,
+		Tools: gov.tools,
+		TurnTools: func(s *session.Session, h *session.Handle) []agent.Tool {
+			return append(gov.turnTools(s, h), hub.tools(context.Background(), s.Tenant)...)
+		},
 		SystemPrompt: gov.systemPrompt,
 		Permit:       gov.permit,
 		CheckModel:   ctl.checkModel,
@@ -106,7 +117,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		Metrics:   met.Handler(),
 		OnRequest: met.Request,
 	})
-	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
+	return &app{cfg: cfg, log: log, db: db, ctl: ctl, mcp: hub, pool: pool, acp: acpSrv, api: api}, nil
 }
 
 // shutdown drains the API, cancels and saves every running turn, then lets
@@ -116,6 +127,7 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := a.pool.Shutdown(sctx) // cancel running turns, wait for their saves
+	a.mcp.close()                // every MCP server process ended and reaped
 	// ACP WebSockets are hijacked connections srv.Shutdown does not wait
 	// for: answer their prompts ("cancelled") and close them.
 	err = errors.Join(err, a.acp.Shutdown(sctx))
@@ -130,6 +142,7 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 func (a *app) close() error {
 	a.closeOnce.Do(func() {
 		a.ctl.close()
+		a.mcp.close()
 		a.closeErr = a.db.Close()
 	})
 	return a.closeErr

@@ -65,6 +65,8 @@ type Sources struct {
 	Sessions func() (live, running int)
 	// Canary returns the configuration version served and its variants.
 	Canary func() (version int, variants []Variant)
+	// MCPChildren counts the running MCP server processes.
+	MCPChildren func() int
 }
 
 // Metrics records agentd's metrics in its own registry.
@@ -203,10 +205,11 @@ var (
 	verDesc  = prometheus.NewDesc("agentd_config_version", "The configuration version served (agentd canary status).", nil, nil)
 	pctDesc  = prometheus.NewDesc("agentd_canary_variant_percent", "A canary variant's configured percent of users.", []string{"dimension", "variant"}, nil)
 	haltDesc = prometheus.NewDesc("agentd_canary_variant_halted", "1 if a canary variant is halted (its users are on stable), else 0.", []string{"dimension", "variant"}, nil)
+	mcpDesc  = prometheus.NewDesc("agentd_mcp_children", "MCP server processes running (stdio servers, every tenant).", nil, nil)
 )
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc} {
+	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc, mcpDesc} {
 		ch <- d
 	}
 }
@@ -216,6 +219,9 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		live, running := s.src.Sessions()
 		ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(live))
 		ch <- prometheus.MustNewConstMetric(runDesc, prometheus.GaugeValue, float64(running))
+	}
+	if s.src.MCPChildren != nil {
+		ch <- prometheus.MustNewConstMetric(mcpDesc, prometheus.GaugeValue, float64(s.src.MCPChildren()))
 	}
 	if s.src.Canary != nil {
 		version, variants := s.src.Canary()

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/mcptools"
+	"github.com/agentd/agentd/internal/sandbox"
+)
+
+// mcpFile is where the MCP servers of the configuration tree are listed.
+const mcpFile = ".agentao/mcp.json"
+
+// mcpSandboxTool is the tool name sandbox.json rules use for MCP stdio
+// servers: {"tool": "mcp", "profile": "workspace-write"} gives them network.
+const mcpSandboxTool = "mcp"
+
+// mcpFirstWait bounds how long the first turn of a tenant waits for its
+// MCP servers to start; servers that take longer join a later turn.
+const mcpFirstWait = 10 * time.Second
+
+// loadMCP reads and validates mcp.json in dir; no file is no servers.
+func loadMCP(dir string) (mcptools.Config, [32]byte, error) {
+	data, err := os.ReadFile(filepath.Join(dir, mcpFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return mcptools.Config{}, [32]byte{}, nil
+	}
+	if err != nil {
+		return mcptools.Config{}, [32]byte{}, err
+	}
+	cfg, err := mcptools.Parse(data, nil)
+	if err != nil {
+		return mcptools.Config{}, [32]byte{}, fmt.Errorf("%s:\n%w", mcpFile, err)
+	}
+	return cfg, sha256.Sum256(data), nil
+}
+
+// mcpHub runs the MCP servers of mcp.json for every tenant: one
+// mcptools.Manager per tenant, made at the tenant's first turn, never
+// shared (a stdio server's process, environment and directory belong to
+// one tenant). A changed mcp.json replaces the managers: the old ones are
+// closed, the new ones start at each tenant's next turn.
+type mcpHub struct {
+	configDir string
+	dir       string // <data>/mcp: a directory per tenant
+	gov       *govern
+	log       *zap.Logger
+
+	mu       sync.Mutex
+	cfg      mcptools.Config
+	hash     [32]byte
+	tenants  map[string]*tenantMCP
+	retired  sync.WaitGroup // managers being closed after a reload
+	isClosed bool
+}
+
+type tenantMCP struct {
+	m     *mcptools.Manager
+	ready chan struct{} // closed when the first Start returned
+}
+
+func newMCPHub(cfg Config, gov *govern, log *zap.Logger) (*mcpHub, error) {
+	mc, hash, err := loadMCP(cfg.ConfigDir)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("configuration tree %s: %w", cfg.ConfigDir, err)}
+	}
+	h := &mcpHub{
+		configDir: cfg.ConfigDir, dir: filepath.Join(gov.data, "mcp"), gov: gov, log: log.Named("mcp"),
+		cfg: mc, hash: hash, tenants: map[string]*tenantMCP{},
+	}
+	if n := len(mc.Servers); n > 0 {
+		h.log.Info("MCP servers configured; each tenant's start at its first turn", zap.Strings("servers", mc.Names()))
+	}
+	return h, nil
+}
+
+// reload re-reads mcp.json; an invalid file keeps the servers running.
+func (h *mcpHub) reload() {
+	mc, hash, err := loadMCP(h.configDir)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isClosed || hash == h.hash && err == nil {
+		return
+	}
+	if err != nil {
+		h.log.Error("mcp.json changed but is invalid; the running MCP servers stay", zap.Error(err))
+		return
+	}
+	old := h.tenants
+	h.cfg, h.hash, h.tenants = mc, hash, map[string]*tenantMCP{}
+	h.log.Info("mcp.json changed: MCP servers restart at each tenant's next turn", zap.Strings("servers", mc.Names()), zap.Int("tenants_closed", len(old)))
+	for _, t := range old {
+		h.retired.Add(1)
+		go func() {
+			defer h.retired.Done()
+			_ = t.m.Close()
+		}()
+	}
+}
+
+// tools returns the MCP tools of tenant, starting its servers at its first
+// turn (waiting at most mcpFirstWait for them).
+func (h *mcpHub) tools(ctx context.Context, tenant string) []agent.Tool {
+	h.mu.Lock()
+	if h.isClosed || len(h.cfg.Servers) == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	t, ok := h.tenants[tenant]
+	if !ok {
+		t = &tenantMCP{m: h.manager(tenant), ready: make(chan struct{})}
+		h.tenants[tenant] = t
+		go func() {
+			defer close(t.ready)
+			_ = t.m.Start(context.Background())
+			for _, s := range t.m.Health() {
+				if s.State != mcptools.StateConnected {
+					h.log.Warn("MCP server did not start; retried at later turns", zap.String("tenant", tenant),
+						zap.String("server", s.Name), zap.String("error", s.LastError))
+				}
+			}
+		}()
+	}
+	h.mu.Unlock()
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+	case <-time.After(mcpFirstWait):
+	}
+	return t.m.Tools()
+}
+
+// manager makes tenant's Manager; its stdio servers work in
+// <data>/mcp/<tenant> under the sandbox profile sandbox.json gives "mcp".
+func (h *mcpHub) manager(tenant string) *mcptools.Manager {
+	dir := filepath.Join(h.dir, tenant)
+	tmp := filepath.Join(dir, "tmp")
+	return mcptools.New(h.cfg, mcptools.Options{
+		Dir:    dir,
+		Env:    func() []string { return append(os.Environ(), "TMPDIR="+tmp) },
+		Logger: h.log.With(zap.String("tenant", tenant)),
+		PrepareCommand: func(cmd *exec.Cmd) error {
+			if err := os.MkdirAll(tmp, 0o700); err != nil {
+				return err
+			}
+			pol, err := h.gov.tree().Sandbox()
+			if err != nil {
+				return fmt.Errorf("sandbox misconfigured: %w", err)
+			}
+			return pol.HookWith(h.gov.self, dir, mcpSandboxTool, "", sandbox.Confine{Hidden: []string{h.gov.data}})(cmd)
+		},
+		ClientVersion: version,
+	})
+}
+
+// children counts the running stdio server processes.
+func (h *mcpHub) children() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, t := range h.tenants {
+		n += t.m.Children()
+	}
+	return n
+}
+
+// close ends every server and waits until each child is reaped.
+func (h *mcpHub) close() {
+	h.mu.Lock()
+	h.isClosed = true
+	all := h.tenants
+	h.tenants = map[string]*tenantMCP{}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, t := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = t.m.Close()
+		}()
+	}
+	wg.Wait()
+	h.retired.Wait()
+}
