@@ -134,9 +134,15 @@ func (h *mcpHub) tools(ctx context.Context, tenant string) []agent.Tool {
 	}
 	h.mu.Unlock()
 	select {
-	case <-t.ready:
-	case <-ctx.Done():
-	case <-time.After(mcpFirstWait):
+	case <-t.ready: // the usual case: started long ago
+	default:
+		wait := time.NewTimer(mcpFirstWait)
+		select {
+		case <-t.ready:
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
 	}
 	return t.m.Tools()
 }
