@@ -660,20 +660,9 @@ func (s *server) command() (*exec.Cmd, error) {
 // (names compared case-insensitively), with PWD set to dir, then the
 // server's explicit env on top.
 func childEnv(base, scrub []string, explicit map[string]string, dir string) []string {
-	drop := make(map[string]bool, len(scrub))
-	for _, name := range scrub {
-		drop[strings.ToUpper(name)] = true
-	}
 	env := make([]string, 0, len(base)+len(explicit)+1)
-	for _, kv := range base {
-		name, _, ok := strings.Cut(kv, "=")
-		if !ok || name == "" {
-			continue
-		}
-		u := strings.ToUpper(name)
-		if drop[u] || u == "PWD" || strings.HasPrefix(u, "AGENTD_") || strings.HasSuffix(u, "_API_KEY") {
-			continue
-		}
+	for _, kv := range tools.ScrubbedEnv(base, scrub) {
+		name, _, _ := strings.Cut(kv, "=")
 		if _, set := explicit[name]; set {
 			continue
 		}

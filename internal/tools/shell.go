@@ -71,16 +71,24 @@ func (s *Set) runShell(ctx context.Context, c agent.Call, a args) (string, error
 	return s.runForeground(ctx, c, cmd, timeout)
 }
 
-// childEnv is the environment of a shell command: Config.Env without the
-// scrubbed variables, AGENTD_* and *_API_KEY, with PWD set to cwd. HOME,
-// TMPDIR and everything else are kept.
+// childEnv is the environment of a shell command: Config.Env scrubbed
+// (see ScrubbedEnv), with PWD set to cwd. HOME, TMPDIR and everything else
+// are kept.
 func (s *Set) childEnv(cwd string) []string {
-	drop := make(map[string]bool, len(s.cfg.ScrubEnv))
-	for _, name := range s.cfg.ScrubEnv {
+	return append(ScrubbedEnv(s.cfg.Env(), s.cfg.ScrubEnv), "PWD="+cwd)
+}
+
+// ScrubbedEnv is env without the variables named in scrub, every AGENTD_*
+// (the server's own secrets) and *_API_KEY variable, and PWD (the caller
+// sets its own); names compare case-insensitively. It is the one rule for
+// every child agentd starts: shell commands and MCP servers.
+func ScrubbedEnv(env, scrub []string) []string {
+	drop := make(map[string]bool, len(scrub))
+	for _, name := range scrub {
 		drop[strings.ToUpper(name)] = true
 	}
-	var env []string
-	for _, kv := range s.cfg.Env() {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
 		name, _, ok := strings.Cut(kv, "=")
 		if !ok || name == "" {
 			continue
@@ -89,9 +97,9 @@ func (s *Set) childEnv(cwd string) []string {
 		if drop[u] || u == "PWD" || strings.HasPrefix(u, "AGENTD_") || strings.HasSuffix(u, "_API_KEY") {
 			continue
 		}
-		env = append(env, kv)
+		out = append(out, kv)
 	}
-	return append(env, "PWD="+cwd)
+	return out
 }
 
 // prepare runs Config.PrepareShell on cmd.
