@@ -27,8 +27,9 @@ const mcpFile = ".agentao/mcp.json"
 const mcpSandboxTool = "mcp"
 
 // mcpFirstWait bounds how long the first turn of a tenant waits for its
-// MCP servers to start; servers that take longer join a later turn.
-const mcpFirstWait = 10 * time.Second
+// MCP servers to start (holding its session's lock); servers that take
+// longer join a later turn.
+const mcpFirstWait = 5 * time.Second
 
 // loadMCP reads and validates mcp.json in dir; no file is no servers.
 func loadMCP(dir string) (mcptools.Config, [32]byte, error) {

@@ -94,8 +94,8 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 			met.Confirmation(sum.Model, cohortOf(sum.Assignment), decision)
 		},
 		Tools: gov.tools,
-		TurnTools: func(s *session.Session, h *session.Handle) []agent.Tool {
-			return append(gov.turnTools(s, h), hub.tools(context.Background(), s.Tenant)...)
+		TurnTools: func(ctx context.Context, s *session.Session, h *session.Handle) []agent.Tool {
+			return append(gov.turnTools(s, h), hub.tools(ctx, s.Tenant)...)
 		},
 		SystemPrompt: gov.systemPrompt,
 		Permit:       gov.permit,

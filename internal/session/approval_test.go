@@ -200,7 +200,7 @@ func TestActivationReachesThePromptWithinTheTurnAndIsKept(t *testing.T) {
 	hooks := session.Hooks{
 		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
 		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
-		TurnTools: func(_ *session.Session, h *session.Handle) []agent.Tool {
+		TurnTools: func(_ context.Context, _ *session.Session, h *session.Handle) []agent.Tool {
 			return []agent.Tool{agenttest.NewTool("learn", func(context.Context, agent.Call) (string, error) {
 				h.ActivateSkill("review")
 				return "activated", nil

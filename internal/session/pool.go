@@ -75,10 +75,11 @@ type Hooks struct {
 	// nil) is called when the session leaves memory.
 	Tools func(s *Session, dir string) ([]agent.Tool, io.Closer, error)
 	// TurnTools adds the tools of one turn that depend on the session's
-	// current state (activate_skill over its skill set). It is called with
-	// the session locked; h lets the tools change the session later, while
-	// they run.
-	TurnTools func(s *Session, h *Handle) []agent.Tool
+	// current state (activate_skill over its skill set) or come and go (MCP
+	// servers). It is called with the session locked, so it must return
+	// soon and when ctx (the turn's) ends; h lets the tools change the
+	// session later, while they run.
+	TurnTools func(ctx context.Context, s *Session, h *Handle) []agent.Tool
 	// SystemPrompt builds the system prompt; it is called before every LLM
 	// call of a turn (so a skill activated mid-turn is in the next call),
 	// with the session locked: it must not block.
@@ -432,7 +433,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	}
 	tools := e.tools
 	if p.hooks.TurnTools != nil {
-		tools = append(slices.Clip(tools), p.hooks.TurnTools(s, &Handle{e: e})...)
+		tools = append(slices.Clip(tools), p.hooks.TurnTools(ctx, s, &Handle{e: e})...)
 	}
 	first, err := p.hooks.SystemPrompt(s, dir)
 	if err != nil {
