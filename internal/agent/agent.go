@@ -44,6 +44,7 @@ const (
 type Config struct {
 	MaxIterations  int              // LLM calls per turn; default 100
 	MaxResultChars int              // longer tool results are spilled; default 40,000
+	ContextTokens  int              // the context window compaction keeps requests within; default 200,000
 	Now            func() time.Time // clock for the per-turn date reminder; default time.Now
 	Logger         *zap.Logger
 }
@@ -62,6 +63,9 @@ func New(m Model, cfg Config) *Agent {
 	}
 	if cfg.MaxResultChars <= 0 {
 		cfg.MaxResultChars = DefaultMaxResultChars
+	}
+	if cfg.ContextTokens <= 0 {
+		cfg.ContextTokens = DefaultContextTokens
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -85,6 +89,7 @@ type Turn struct {
 	Tools         []Tool
 	MaxIterations int // 0: the Agent's default
 	MaxTokens     int // completion cap per LLM call; 0: provider default
+	ContextTokens int // the model's context window; 0: the Agent's default (see compact.go)
 
 	// Emit receives events in order, from one goroutine at a time. May be nil.
 	Emit func(Event)
@@ -92,6 +97,10 @@ type Turn struct {
 	// step that requested tools and after every tool batch, so a crash loses
 	// at most the step in progress. An error ends the turn with status error.
 	Checkpoint func(history []Message) error
+	// HistoryRewritten, if set, is called when compaction changed messages
+	// of earlier turns (History): the next Checkpoint's and the Result's
+	// history must then be stored whole, not from this turn's start.
+	HistoryRewritten func()
 	// Spill stores a tool result too long for the context and returns where
 	// (a path the model can read_file). May be nil: results are then cut.
 	Spill func(callID, content string) (string, error)
@@ -173,6 +182,11 @@ type run struct {
 	emptyNames  int
 	truncations int // length-truncated tool-call responses in a row
 
+	// compaction (compact.go)
+	lastPromptTokens int // the provider's count of the last request
+	lastPromptChars  int // r.chars of that request
+	overflows        int // requests refused as too long this turn
+
 	emitMu sync.Mutex
 }
 
@@ -212,11 +226,15 @@ func (r *run) loop() Result {
 		}
 		iteration++
 		r.emit(EventTurnStart, struct{}{})
-		resp, err := r.callModel()
+		resp, system, err := r.callModel()
 		if reason, ok := CancelReason(r.ctx); ok {
 			return r.cancelled(reason) // checked before anything of a late response runs
 		}
 		if err != nil {
+			if isContextOverflow(err) && r.recoverOverflow(system) {
+				iteration-- // the refused call does not count
+				continue
+			}
 			return r.llmError(err)
 		}
 		if resp.FinishReason == "" {
@@ -261,13 +279,16 @@ func (r *run) loop() Result {
 	}
 }
 
-func (r *run) callModel() (Response, error) {
-	req := Request{Model: r.t.Model, Tools: r.specs, MaxTokens: r.t.MaxTokens}
-	req.Messages = make([]Message, 0, len(r.msgs)+1)
+// callModel makes one LLM call, after compacting the history if the
+// request would be large. It returns the system prompt it used.
+func (r *run) callModel() (Response, string, error) {
 	system := r.t.System
 	if r.t.Prompt != nil {
 		system = r.t.Prompt()
 	}
+	r.compact(system)
+	req := Request{Model: r.t.Model, Tools: r.specs, MaxTokens: r.t.MaxTokens}
+	req.Messages = make([]Message, 0, len(r.msgs)+1)
 	if system != "" {
 		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: system})
 	}
@@ -298,16 +319,19 @@ func (r *run) callModel() (Response, error) {
 			done["error_message"] = truncateRunes(err.Error(), 500)
 		}
 		r.emit(EventLLMCallCompleted, done)
-		return resp, err
+		return resp, system, err
 	}
 	r.stats.Usage = r.stats.Usage.Add(resp.Usage)
+	if resp.Usage.PromptTokens > 0 {
+		r.lastPromptTokens, r.lastPromptChars = resp.Usage.PromptTokens, r.chars(system)
+	}
 	done["attempts"] = resp.Attempts
 	done["first_token_ms"] = resp.FirstTokenMS
 	done["prompt_tokens"] = resp.Usage.PromptTokens
 	done["completion_tokens"] = resp.Usage.CompletionTokens
 	done["finish_reason"] = resp.FinishReason
 	r.emit(EventLLMCallCompleted, done)
-	return resp, nil
+	return resp, system, nil
 }
 
 // checkpoint hands the caller a valid snapshot of the history.

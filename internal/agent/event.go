@@ -17,6 +17,9 @@ const (
 	EventToolResult       = "tool_result"
 	EventError            = "error"
 	EventTurnEnd          = "turn_end"
+	// EventContextCompressed: the history was compacted before an LLM
+	// call (kind: microcompact, summary, dropped-history).
+	EventContextCompressed = "context_compressed"
 )
 
 // Event is one thing that happened during a turn. Data is a JSON-encodable

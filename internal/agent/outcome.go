@@ -45,6 +45,8 @@ type Stats struct {
 	ToolCalls    int   `json:"tool_calls"`
 	ToolFailures int   `json:"tool_failures,omitempty"`
 	Usage        Usage `json:"usage"`
+	// Compactions counts the times the history was compacted (compact.go).
+	Compactions int `json:"compactions,omitempty"`
 	// Tools breaks the tool calls down by tool, in order of first use.
 	// Calls of a name the model made up count under UnknownTool, so the
 	// model cannot mint new names in metrics.

@@ -479,6 +479,10 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		e.mu.Unlock()
 		return p.save(ctx, snap, from)
 	}
+	// Compaction rewrote earlier turns' messages: from now on every save
+	// stores the whole history (checkpoints and the final save run on this
+	// goroutine, so from needs no lock).
+	turn.HistoryRewritten = func() { from.Messages = 0 }
 	turn.Spill = func(callID, content string) (string, error) { return spill(dir, callID, content) }
 	turn.Authorize = p.authorize(e, s)
 

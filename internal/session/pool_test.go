@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ type harness struct {
 	model *agenttest.Model
 	tools []agent.Tool
 	cfg   session.Config
+	agent agent.Config // of the pool's agent
 	pool  *session.Pool
 	clock *clock
 }
@@ -77,7 +79,7 @@ func (h *harness) open() {
 			return nil
 		},
 	}
-	pool, err := session.NewPool(db.Sessions(), agent.New(h.model, agent.Config{}), hooks, h.cfg)
+	pool, err := session.NewPool(db.Sessions(), agent.New(h.model, h.agent), hooks, h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -517,5 +519,56 @@ func TestFailedSaveChangesNothing(t *testing.T) {
 	got, _ := pool.Get(t.Context(), "acme", s.ID)
 	if got.Model != "m" {
 		t.Errorf("model after a failed switch = %q; want m", got.Model)
+	}
+}
+
+// TestCompactedHistoryIsStoredWhole: when compaction rewrites earlier
+// turns, the store gets the whole new history, not just the turn's part,
+// and a restarted process reads exactly what the pool held.
+func TestCompactedHistoryIsStoredWhole(t *testing.T) {
+	h := newHarness(t, session.Config{})
+	h.agent = agent.Config{ContextTokens: 3000}
+	h.restart()
+	h.tools = []agent.Tool{agenttest.NewTool("big", func(context.Context, agent.Call) (string, error) {
+		return strings.Repeat("z", 4000), nil
+	})}
+	summaries := 0
+	h.model.Default = func(req agent.Request) agenttest.Step {
+		switch last := req.Messages[len(req.Messages)-1]; {
+		case req.Messages[0].Content == agent.SummaryPrompt:
+			summaries++
+			return agenttest.Reply("SUMMARY of the earlier turns")
+		case last.Role == agent.RoleUser:
+			return agenttest.Calls("big", `{}`)
+		default:
+			return agenttest.Reply("answer")
+		}
+	}
+	s := h.create("acme", "alice")
+	for i := range 4 {
+		if _, err := h.pool.Turn(t.Context(), "acme", s.ID, session.TurnInput{Content: fmt.Sprintf("turn %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if summaries == 0 {
+		t.Fatalf("no summary was made; the test's sizes are wrong")
+	}
+	before, err := h.pool.Get(t.Context(), "acme", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	after, err := h.pool.Get(t.Context(), "acme", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if agent.Validate(after.Messages) != nil || !strings.Contains(after.Messages[0].Content, "SUMMARY of the earlier turns") {
+		t.Fatalf("stored history after compaction = %+v", after.Messages)
+	}
+	if fmt.Sprint(before.Messages) != fmt.Sprint(after.Messages) {
+		t.Errorf("stored history differs from the pool's:\nmemory %d messages\nstored %d messages", len(before.Messages), len(after.Messages))
+	}
+	if len(after.Turns) != 4 {
+		t.Errorf("turn records = %d; want 4", len(after.Turns))
 	}
 }
