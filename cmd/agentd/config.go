@@ -49,6 +49,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TurnTimeout     time.Duration
 	MaxIterations   int
+	ContextTokens   int
 	SessionTTL      time.Duration
 	MaxLiveSessions int
 	MaxBodyBytes    int64
@@ -120,6 +121,9 @@ func serveOptions(c *Config) []option {
 			}},
 		{flag: "max-iterations", env: "AGENTD_MAX_ITERATIONS", def: "100", arg: "N", usage: "LLM calls per turn before it ends with incomplete_reason max_iterations",
 			apply: func(v string) (err error) { c.MaxIterations, err = intIn(v, 1, 1000); return }},
+		{flag: "context-tokens", env: "AGENTD_CONTEXT_TOKENS", def: "200000", arg: "N",
+			usage: "the models' context window: above 55% of it old tool results are cleared, above 65% earlier turns are summarised",
+			apply: func(v string) (err error) { c.ContextTokens, err = intIn(v, 1000, 100_000_000); return }},
 		{flag: "session-ttl", env: "AGENTD_SESSION_TTL", def: "30m", arg: "DUR", usage: "idle time before a session leaves memory (it stays on disk)",
 			apply: func(v string) (err error) {
 				c.SessionTTL, err = durIn(v, time.Second, 30*24*time.Hour)

@@ -349,3 +349,51 @@ func httptestServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestContextCompaction: with a small context window, a turn after one
+// that read a long output starts by having the model summarise the earlier
+// turns; the stored history is the summary and the new turn, valid, and
+// survives a restart.
+func TestContextCompaction(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	data := t.TempDir()
+	dir := configDir(t, "{}")
+	// The summarising call gets the transcript, directives included: answer
+	// it with a summary rather than obey them.
+	llm.SetResponder(func(req llmtest.Request) llmtest.Reply {
+		if len(req.Messages) > 0 && strings.HasPrefix(req.Messages[0].Content, "You compress a conversation") {
+			return llmtest.Reply{Text: "SUMMARY: the user printed 12,000 x characters."}
+		}
+		return llmtest.DefaultResponder(req)
+	})
+	p := start(t, llm, data, "AGENTD_CONFIG_DIR="+dir, "AGENTD_CONTEXT_TOKENS=3000")
+	id := p.create(acmeKey)
+	shellTurn(p, id, "head -c 12000 /dev/zero | tr '\\0' x")
+	if res := lastToolResult(llm); len(res) < 12000 {
+		t.Fatalf("the shell output reached the model with %d characters", len(res))
+	}
+	r := p.turn(acmeKey, id, "and now?")
+	if r.Status != 200 || r.Body["reply"] != "echo: and now?" {
+		t.Fatalf("turn after the long output = %d %s", r.Status, r.Raw)
+	}
+	var summarised bool
+	for _, req := range llm.Requests() {
+		if len(req.Messages) > 0 && strings.HasPrefix(req.Messages[0].Content, "You compress a conversation") {
+			summarised = true
+		}
+	}
+	if !summarised || !p.logged(`"msg":"context compressed"`) {
+		t.Fatalf("no summary was asked for")
+	}
+	msgs := p.messages(acmeKey, id)
+	if len(msgs) != 4 || !strings.Contains(msgs[0].Content, "summarised to fit the context window") ||
+		!strings.Contains(msgs[0].Content, "SUMMARY: the user printed") {
+		t.Errorf("history after compaction = %+v", msgs)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(15 * time.Second)
+	p = start(t, llm, data, "AGENTD_CONFIG_DIR="+dir, "AGENTD_CONTEXT_TOKENS=3000")
+	if again := p.messages(acmeKey, id); len(again) != 4 || again[0].Content != msgs[0].Content {
+		t.Errorf("after a restart the history is %d messages", len(again))
+	}
+}

@@ -76,7 +76,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		return nil, err
 	}
 	ctl.mcp = hub
-	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, Logger: log})
+	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, ContextTokens: cfg.ContextTokens, Logger: log})
 	var pool *session.Pool
 	met := metrics.New(metrics.Sources{
 		Sessions:    func() (int, int) { return pool.Live() },
