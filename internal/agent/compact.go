@@ -146,8 +146,8 @@ func (r *run) microcompact(system string, before, keep int) bool {
 // summarize replaces the turns before this one by a summary the model
 // writes. It reports whether it did.
 func (r *run) summarize(system string, before int, forced bool) bool {
-	if r.start == 0 {
-		return false
+	if r.start == 0 || (r.start == 2 && strings.HasPrefix(r.msgs[0].Content, summaryIntro)) {
+		return false // nothing before this turn, or only a summary already
 	}
 	transcript := renderTranscript(r.msgs[:r.start], int(transcriptShare*float64(r.contextLimit())*4))
 	req := Request{Model: r.t.Model, MaxTokens: summaryMaxTokens, Messages: []Message{

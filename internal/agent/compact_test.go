@@ -212,3 +212,30 @@ func TestContextOverflowRecovery(t *testing.T) {
 		t.Errorf("a plain 400 = %q, compactions %v", cr.res.Reply, cr.compressed())
 	}
 }
+
+// TestOneSummaryPerTurn: when the current turn alone keeps the request
+// large, the summary is not summarised again at every call.
+func TestOneSummaryPerTurn(t *testing.T) {
+	big := strings.Repeat("w", 3000)
+	m := agenttest.NewModel()
+	summaries, calls := 0, 0
+	m.Default = func(req agent.Request) agenttest.Step {
+		if req.Messages[0].Content == agent.SummaryPrompt {
+			summaries++
+			return agenttest.Reply("S")
+		}
+		calls++
+		if calls <= 6 {
+			return agenttest.Calls("echo", fmt.Sprintf(`{"n":%d,"pad":%q}`, calls, big))
+		}
+		return agenttest.Reply("done")
+	}
+	a := agent.New(m, agent.Config{ContextTokens: 7000})
+	res := a.Run(t.Context(), agent.Turn{Model: "m", History: history(10, 2000), Input: "work", Tools: []agent.Tool{echoTool()}})
+	if res.Reply != "done" || agent.Validate(res.Messages) != nil {
+		t.Fatalf("turn = %q %+v", res.Reply, res.Outcome)
+	}
+	if summaries != 1 {
+		t.Errorf("%d summaries in one turn; want 1", summaries)
+	}
+}
