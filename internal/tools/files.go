@@ -214,10 +214,7 @@ func (s *Set) writeFile(_ context.Context, _ agent.Call, a args) (string, error)
 	if err != nil {
 		return "", err
 	}
-	if _, ok := a.get("content"); !ok {
-		return "", fmt.Errorf("argument %q is required", "content")
-	}
-	text, err := a.str("content", "")
+	text, err := a.present("content")
 	if err != nil {
 		return "", err
 	}
@@ -347,10 +344,7 @@ func (s *Set) replace(_ context.Context, _ agent.Call, a args) (string, error) {
 	if oldText == "" {
 		return "", errors.New("old_text is empty: give the exact text to replace; to create or overwrite a file use write_file")
 	}
-	if _, ok := a.get("new_text"); !ok {
-		return "", fmt.Errorf("argument %q is required", "new_text")
-	}
-	newText, err := a.str("new_text", "")
+	newText, err := a.present("new_text")
 	if err != nil {
 		return "", err
 	}

@@ -280,6 +280,15 @@ func (a args) required(name string) (string, error) {
 	return s, nil
 }
 
+// present returns a string argument that must be given but may be empty
+// (write_file's content, replace's new_text).
+func (a args) present(name string) (string, error) {
+	if _, ok := a.get(name); !ok {
+		return "", fmt.Errorf("argument %q is required", name)
+	}
+	return a.str(name, "")
+}
+
 // number returns a numeric argument (a JSON number or a numeric string), or
 // def when it is absent.
 func (a args) number(name string, def float64) (float64, error) {
