@@ -168,6 +168,8 @@ func TestWriteFileErrors(t *testing.T) {
 		{"directory", map[string]any{"file_path": "d", "content": "x"}, `"d" is a directory`},
 		{"workspace itself", map[string]any{"file_path": ".", "content": "x"}, "is the workspace directory"},
 		{"parent is a file", map[string]any{"file_path": "plain/x.txt", "content": "x"}, `"plain/x.txt"`},
+		{"no content", map[string]any{"file_path": "new.txt"}, `argument "content" is required`},
+		{"content not a string", map[string]any{"file_path": "new.txt", "content": 3}, `argument "content" must be a string`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := run(t, s, tools.WriteFile, tc.args)
