@@ -77,6 +77,29 @@ func TestMCPServers(t *testing.T) {
 		t.Errorf("/metrics does not count 2 MCP children")
 	}
 
+	// An invalid mcp.json is refused and the servers keep running; a valid
+	// change restarts them under the new configuration.
+	writeFile(t, dir, ".agentao/mcp.json", `{"mcpServers": {"fake": {"command": 3}}}`)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	if !p.logged("mcp.json changed but is invalid") {
+		t.Fatalf("no log line refusing the invalid mcp.json")
+	}
+	if res := call(acmeKey, acme, "mcp_fake_echo", map[string]string{"text": "still"}); res != "echo: still" {
+		t.Errorf("after an invalid mcp.json, mcp_fake_echo = %q", res)
+	}
+	writeFile(t, dir, ".agentao/mcp.json", fmt.Sprintf(`{"mcpServers": {"renamed": {"command": %q}}}`, fakemcp))
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	if !p.logged("mcp.json changed: MCP servers restart") {
+		t.Fatalf("no log line for the changed mcp.json")
+	}
+	if res := call(acmeKey, acme, "mcp_renamed_echo", map[string]string{"text": "new"}); res != "echo: new" {
+		t.Errorf("after the change, mcp_renamed_echo = %q", res)
+	}
+	waitFor(t, func() bool { return syscall.Kill(probe.PID, 0) != nil })
+	var renamed mcptest.Probe
+	_ = json.Unmarshal([]byte(call(acmeKey, acme, "mcp_renamed_probe", map[string]string{})), &renamed)
+	probe.PID = renamed.PID // the process SIGTERM must end now
+
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
