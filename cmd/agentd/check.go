@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/agentd/agentd/internal/governance"
 	"github.com/agentd/agentd/internal/mcptools"
+	"github.com/agentd/agentd/internal/sandbox"
 	"github.com/agentd/agentd/internal/secrets"
 )
 
@@ -23,10 +25,17 @@ types; a $VAR unset here is a warning). It also scans AGENTAO.md, instructions,
 skills and mcp.json for credentials (Agentao's patterns) and fails if the system prompt of
 any skill set, with every skill active, is longer than --max-prompt-chars.
 
+With --sandbox it also runs the sandbox preflight of the tree's sandbox.json on
+this machine's kernel, as agentd serve does at start, and prints per profile
+which guarantees the kernel enforces (Landlock ABI, signal and socket scopes,
+how a command's processes are ended); a profile the tree uses that cannot be
+enforced is a problem. Run it on the machine (or in the image) agentd runs on.
+
 Exit status: 0 clean, 1 problems (each printed with its file), 2 usage.`
 
 func check(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var dir, model, models string
+	var sandboxCheck bool
 	maxPrompt := governance.DefaultMaxPromptChars
 	opts := []option{
 		{flag: "config-dir", env: "AGENTD_CONFIG_DIR", def: ".", arg: "DIR", usage: "the configuration tree to check",
@@ -37,6 +46,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 			apply: func(v string) error { models = v; return nil }},
 		{flag: "max-prompt-chars", env: "AGENTD_MAX_PROMPT_CHARS", def: fmt.Sprint(governance.DefaultMaxPromptChars), arg: "N",
 			usage: "longest system prompt allowed", apply: func(v string) (err error) { maxPrompt, err = intIn(v, 100, 10_000_000); return }},
+		{flag: "sandbox", def: "false", arg: "BOOL", usage: "also prove the sandbox on this kernel and print what it enforces per profile",
+			apply: func(v string) (err error) { sandboxCheck, err = strconv.ParseBool(v); return }},
 	}
 	if err := parseOptions("check", checkSummary, opts, args, getenv, stdout); err != nil {
 		return err
@@ -53,6 +64,21 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	r := governance.Check(dir, governance.CheckOptions{Model: model, Models: catalog, MaxPromptChars: maxPrompt})
 	mw, mp := checkMCP(dir)
 	r.Warnings, r.Problems = append(r.Warnings, mw...), append(r.Problems, mp...)
+	if sandboxCheck && r.Tree != nil {
+		if pol, err := r.Tree.Sandbox(); err == nil {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the agentd binary for the sandbox helper: %w", err)
+			}
+			rep := sandbox.Preflight(ctx, self, pol)
+			fmt.Fprintln(stdout, rep)
+			for _, p := range rep.Profiles {
+				if p.InUse && !p.OK {
+					r.Problems = append(r.Problems, fmt.Sprintf("%s: profile %s cannot be enforced on this kernel: %s", governance.SandboxFile, p.Profile, p.Problem))
+				}
+			}
+		}
+	}
 	for _, w := range r.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)
 	}

@@ -32,8 +32,10 @@ import (
 // files change, if it loads and still satisfies the canary configuration.
 type govern struct {
 	cfg    Config
-	self   string // this binary, re-executed as the sandbox helper
-	data   string // the data directory, hidden from shell commands
+	self   string   // this binary, re-executed as the sandbox helper
+	data   string   // the data directory
+	config string   // the configuration tree, absolute
+	hidden []string // what no command may read: the data directory, the keys file, the configuration tree
 	log    *zap.Logger
 	cur    atomic.Pointer[governance.Tree]
 	print  string // fingerprint of the files of cur (watcher only)
@@ -51,7 +53,14 @@ func newGovern(ctx context.Context, cfg Config, log *zap.Logger) (*govern, error
 	if err != nil {
 		return nil, err
 	}
-	g := &govern{cfg: cfg, self: self, data: data, log: log.Named("governance"), models: cfg.Models}
+	config, err := filepath.Abs(cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	g := &govern{cfg: cfg, self: self, data: data, config: config, log: log.Named("governance"), models: cfg.Models}
+	if g.hidden, err = hiddenPaths(cfg.DataDir, cfg.APIKeysFile, cfg.ConfigDir); err != nil {
+		return nil, err
+	}
 	t, err := governance.Load(cfg.ConfigDir)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("configuration tree %s:\n%w", cfg.ConfigDir, err)}
@@ -132,29 +141,74 @@ func fingerprint(dir string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// hiddenPaths lists what no command may read although it may lie beneath
+// a readable system path (/etc/agentd, say): agentd's data directory, its
+// API keys file and its configuration tree (mcp.json's secrets, the canary
+// configuration naming tenants and users), each also as its real path when
+// a link leads to it.
+func hiddenPaths(paths ...string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, abs)
+		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+			out = append(out, real)
+		}
+	}
+	return out, nil
+}
+
+// confine is what a session's commands may read besides the system paths
+// and what they may never read: the session's skill directories are
+// readable (their scripts are meant to be run), agentd's own files are not.
+func (g *govern) confine(t *governance.Tree, s *session.Session) sandbox.Confine {
+	c := sandbox.Confine{Hidden: g.hidden}
+	skills, _ := t.Skills(s.Assignment.Skills, s.Tenant)
+	for _, sk := range skills {
+		c.ReadOnly = append(c.ReadOnly, filepath.Join(g.config, sk.Dir))
+	}
+	return c
+}
+
+// commandEnv is the environment of a command run under tool's profile for
+// the session's assignment (sandbox.json may name variables per profile):
+// sandbox.CommandEnv of agentd's, with HOME at home.
+func (g *govern) commandEnv(tool, override, home, tmp string) []string {
+	var extra []string
+	if pol, err := g.tree().Sandbox(); err == nil {
+		if prof, err := pol.Profile(tool, override); err == nil {
+			extra = pol.Settings(prof).Env
+		}
+	}
+	return sandbox.CommandEnv(os.Environ(), extra, home, tmp)
+}
+
 // tools builds a session's built-in tools; its shell runs under the
-// sandbox profile of the session's assignment, with the data directory
-// hidden and a private TMPDIR in the workspace.
+// sandbox profile of the session's assignment, with agentd's own files
+// hidden, HOME at the workspace and a private TMPDIR in it, and only the
+// environment sandbox.CommandEnv allows.
 func (g *govern) tools(s *session.Session, dir string) ([]agent.Tool, io.Closer, error) {
 	ws, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	// TMPDIR is made when a shell command first needs it, not for every
-	// session loaded.
-	tmp := filepath.Join(ws, ".agentd", "tmp")
 	cfg := tools.Config{
 		ShellInactivityTimeout: g.cfg.ShellTimeout, MaxShellTimeout: 5 * g.cfg.ShellTimeout,
-		Env: func() []string { return append(os.Environ(), "TMPDIR="+tmp) },
+		Env:     func() []string { return g.commandEnv(tools.RunShellCommand, s.Assignment.Sandbox, ws, "") },
+		TempDir: filepath.Join(".agentd", "tmp"), // made through the workspace's os.Root before each command
 		PrepareShell: func(cmd *exec.Cmd) error {
-			if err := os.MkdirAll(tmp, 0o700); err != nil {
-				return fmt.Errorf("make the session's TMPDIR: %w", err)
-			}
-			pol, err := g.tree().Sandbox()
+			t := g.tree()
+			pol, err := t.Sandbox()
 			if err != nil {
 				return sandbox.Refuse(err)(cmd)
 			}
-			return pol.HookWith(g.self, ws, tools.RunShellCommand, s.Assignment.Sandbox, sandbox.Confine{Hidden: []string{g.data}})(cmd)
+			return pol.HookWith(g.self, ws, tools.RunShellCommand, s.Assignment.Sandbox, g.confine(t, s))(cmd)
 		},
 	}
 	if g.cfg.WebFetch {

@@ -149,23 +149,36 @@ func (h *mcpHub) tools(ctx context.Context, tenant string) []agent.Tool {
 }
 
 // manager makes tenant's Manager; its stdio servers work in
-// <data>/mcp/<tenant> under the sandbox profile sandbox.json gives "mcp".
+// <data>/mcp/<tenant> under the sandbox profile sandbox.json gives "mcp",
+// with HOME there, a TMPDIR below it, and only the environment
+// sandbox.CommandEnv allows (plus what each server's mcp.json entry sets).
 func (h *mcpHub) manager(tenant string) *mcptools.Manager {
 	dir := filepath.Join(h.dir, tenant)
 	tmp := filepath.Join(dir, "tmp")
 	return mcptools.New(h.cfg, mcptools.Options{
 		Dir:    dir,
-		Env:    func() []string { return append(os.Environ(), "TMPDIR="+tmp) },
+		Env:    func() []string { return h.gov.commandEnv(mcpSandboxTool, "", dir, tmp) },
 		Logger: h.log.With(zap.String("tenant", tenant)),
 		PrepareCommand: func(cmd *exec.Cmd) error {
-			if err := os.MkdirAll(tmp, 0o700); err != nil {
+			// The server owns dir: make its TMPDIR through an os.Root, so
+			// that a link it planted cannot carry agentd's mkdir elsewhere.
+			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
+			}
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				return err
+			}
+			err = root.MkdirAll("tmp", 0o700)
+			root.Close()
+			if err != nil {
+				return fmt.Errorf("make the server's TMPDIR: %w", err)
 			}
 			pol, err := h.gov.tree().Sandbox()
 			if err != nil {
 				return fmt.Errorf("sandbox misconfigured: %w", err)
 			}
-			return pol.HookWith(h.gov.self, dir, mcpSandboxTool, "", sandbox.Confine{Hidden: []string{h.gov.data}})(cmd)
+			return pol.HookWith(h.gov.self, dir, mcpSandboxTool, "", sandbox.Confine{Hidden: h.gov.hidden})(cmd)
 		},
 		ClientVersion: version,
 	})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,9 +24,12 @@ import (
 func TestMCPServers(t *testing.T) {
 	llm := llmtest.NewServer(t)
 	dir := configDir(t, "{}")
-	writeFile(t, dir, ".agentao/mcp.json", fmt.Sprintf(`{"mcpServers": {"fake": {"command": %q}}}`, fakemcp))
+	writeFile(t, dir, ".agentao/mcp.json", fmt.Sprintf(`{"mcpServers": {"fake": {"command": %q, "env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}"}}}}`, fakemcp))
+	// The server's binary is not beneath a system path: the operator names
+	// it for the profile MCP servers run under.
+	writeFile(t, dir, ".agentao/sandbox.json", fmt.Sprintf(`{"profiles": {"workspace-write-no-network": {"read_only_paths": [%q]}}}`, filepath.Dir(fakemcp)))
 	data := t.TempDir()
-	p := start(t, llm, data, "AGENTD_CONFIG_DIR="+dir)
+	p := start(t, llm, data, "AGENTD_CONFIG_DIR="+dir, "GITHUB_TOKEN=ghp-for-the-github-server", "AWS_SECRET_ACCESS_KEY=operator-secret")
 
 	call := func(key, id, tool string, args map[string]string) string {
 		b, _ := json.Marshal(args)
@@ -46,7 +50,7 @@ func TestMCPServers(t *testing.T) {
 	}
 
 	// The data directory is hidden from the server, its own directory
-	// inside it excepted (and /tmp is writable, as for shell commands).
+	// inside it excepted.
 	outside := filepath.Join(data, "workspaces", "written-by-mcp")
 	var probe mcptest.Probe
 	res := call(acmeKey, acme, "mcp_fake_probe", map[string]string{"write": outside, "read": filepath.Join(data, "agentd.db")})
@@ -58,6 +62,18 @@ func TestMCPServers(t *testing.T) {
 	}
 	if probe.OpenAIKey {
 		t.Errorf("OPENAI_API_KEY reached the MCP server")
+	}
+	// Its environment: the base list, its own directories and what its
+	// mcp.json entry names; nothing else of agentd's.
+	for _, want := range []string{"GITHUB_TOKEN", "HOME", "PATH", "PWD", "TMPDIR"} {
+		if !slices.Contains(probe.Env, want) {
+			t.Errorf("the MCP server's environment %v lacks %s", probe.Env, want)
+		}
+	}
+	for _, name := range probe.Env {
+		if name == "AWS_SECRET_ACCESS_KEY" || strings.HasPrefix(name, "AGENTD_") || strings.HasPrefix(name, "OPENAI_") {
+			t.Errorf("%s reached the MCP server (environment %v)", name, probe.Env)
+		}
 	}
 	if probe.Write == "ok" || probe.Read == "ok" {
 		t.Errorf("the server wrote outside its directory (%s) or read agentd.db (%s)", probe.Write, probe.Read)

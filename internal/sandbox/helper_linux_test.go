@@ -2,8 +2,12 @@ package sandbox
 
 import (
 	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,37 +66,43 @@ func TestNetworkFilter(t *testing.T) {
 		kill         = seccompRetKill
 	)
 	tests := []struct {
-		name   string
-		goarch string
-		nr     uint32
-		arch   uint32
-		arg0   uint64
-		want   uint32
+		name     string
+		goarch   string
+		denyUnix bool
+		nr       uint32
+		arch     uint32
+		arg0     uint64
+		want     uint32
 	}{
-		{"socket(AF_INET)", "amd64", 41, amd64, unix.AF_INET, eacces},
-		{"socket(AF_INET6)", "amd64", 41, amd64, unix.AF_INET6, eacces},
-		{"socket(AF_PACKET)", "amd64", 41, amd64, unix.AF_PACKET, eacces},
-		{"socket(AF_VSOCK)", "amd64", 41, amd64, unix.AF_VSOCK, eacces},
-		{"socket(AF_UNIX)", "amd64", 41, amd64, unix.AF_UNIX, allow},
-		{"socket(AF_NETLINK)", "amd64", 41, amd64, unix.AF_NETLINK, allow},
-		{"socket(AF_UNIX + high bits): the kernel reads an int", "amd64", 41, amd64, 1<<32 | unix.AF_UNIX, allow},
-		{"socket(AF_INET + high bits)", "amd64", 41, amd64, 1<<32 | unix.AF_INET, eacces},
-		{"io_uring_setup", "amd64", 425, amd64, 0, enosys},
-		{"read", "amd64", 0, amd64, unix.AF_INET, allow},
-		{"connect", "amd64", 42, amd64, 3, allow},
-		{"x32 socket", "amd64", x32SyscallBit | 41, amd64, unix.AF_INET, kill},
-		{"x32 read", "amd64", x32SyscallBit, amd64, 0, kill},
-		{"i386 ABI (int 0x80)", "amd64", 102, i386, 1, kill},
-		{"arm64 socket(AF_INET)", "arm64", 198, arm64, unix.AF_INET, eacces},
-		{"arm64 socket(AF_PACKET)", "arm64", 198, arm64, unix.AF_PACKET, eacces},
-		{"arm64 socket(AF_UNIX)", "arm64", 198, arm64, unix.AF_UNIX, allow},
-		{"arm64 io_uring_setup", "arm64", 425, arm64, 0, enosys},
-		{"arm64 nr 41 is not socket", "arm64", 41, arm64, unix.AF_INET, allow},
-		{"arm64 filter, amd64 call", "arm64", 41, amd64, unix.AF_INET, kill},
-		{"arm32 compat", "arm64", 281, arm, unix.AF_INET, kill},
+		{"socket(AF_INET)", "amd64", false, 41, amd64, unix.AF_INET, eacces},
+		{"socket(AF_INET6)", "amd64", false, 41, amd64, unix.AF_INET6, eacces},
+		{"socket(AF_PACKET)", "amd64", false, 41, amd64, unix.AF_PACKET, eacces},
+		{"socket(AF_VSOCK)", "amd64", false, 41, amd64, unix.AF_VSOCK, eacces},
+		{"socket(AF_UNIX)", "amd64", false, 41, amd64, unix.AF_UNIX, allow},
+		{"socket(AF_UNIX), refused below Landlock ABI 9", "amd64", true, 41, amd64, unix.AF_UNIX, eacces},
+		{"socket(AF_NETLINK)", "amd64", false, 41, amd64, unix.AF_NETLINK, allow},
+		{"socket(AF_NETLINK), AF_UNIX refused", "amd64", true, 41, amd64, unix.AF_NETLINK, allow},
+		{"socketpair(AF_UNIX) stays allowed", "amd64", true, 53, amd64, unix.AF_UNIX, allow},
+		{"socket(AF_UNIX + high bits): the kernel reads an int", "amd64", false, 41, amd64, 1<<32 | unix.AF_UNIX, allow},
+		{"socket(AF_UNIX + high bits), AF_UNIX refused", "amd64", true, 41, amd64, 1<<32 | unix.AF_UNIX, eacces},
+		{"socket(AF_INET + high bits)", "amd64", false, 41, amd64, 1<<32 | unix.AF_INET, eacces},
+		{"io_uring_setup", "amd64", false, 425, amd64, 0, enosys},
+		{"read", "amd64", false, 0, amd64, unix.AF_INET, allow},
+		{"connect", "amd64", false, 42, amd64, 3, allow},
+		{"x32 socket", "amd64", false, x32SyscallBit | 41, amd64, unix.AF_INET, kill},
+		{"x32 read", "amd64", false, x32SyscallBit, amd64, 0, kill},
+		{"i386 ABI (int 0x80)", "amd64", false, 102, i386, 1, kill},
+		{"arm64 socket(AF_INET)", "arm64", false, 198, arm64, unix.AF_INET, eacces},
+		{"arm64 socket(AF_PACKET)", "arm64", false, 198, arm64, unix.AF_PACKET, eacces},
+		{"arm64 socket(AF_UNIX)", "arm64", false, 198, arm64, unix.AF_UNIX, allow},
+		{"arm64 socket(AF_UNIX), refused", "arm64", true, 198, arm64, unix.AF_UNIX, eacces},
+		{"arm64 io_uring_setup", "arm64", false, 425, arm64, 0, enosys},
+		{"arm64 nr 41 is not socket", "arm64", false, 41, arm64, unix.AF_INET, allow},
+		{"arm64 filter, amd64 call", "arm64", false, 41, amd64, unix.AF_INET, kill},
+		{"arm32 compat", "arm64", false, 281, arm, unix.AF_INET, kill},
 	}
 	for _, tc := range tests {
-		prog, err := networkFilter(tc.goarch)
+		prog, err := networkFilter(tc.goarch, tc.denyUnix)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,14 +110,15 @@ func TestNetworkFilter(t *testing.T) {
 			t.Errorf("%s: %s filter returns %#x; want %#x", tc.name, tc.goarch, got, tc.want)
 		}
 	}
-	if _, err := networkFilter("riscv64"); err == nil {
+	if _, err := networkFilter("riscv64", false); err == nil {
 		t.Errorf("networkFilter(riscv64) = nil error; want an error (fail closed)")
 	}
 }
 
 func TestPlanLandlock(t *testing.T) {
 	s := func(p Profile) spec {
-		return spec{Version: specVersion, Profile: p, Workspace: "/ws", Writable: []string{"/cache"}, Path: "/bin/sh"}
+		return spec{Version: specVersion, Profile: p, Workspace: "/ws", Writable: []string{"/cache"},
+			ReadOnly: []string{"/opt/tools"}, Path: "/bin/sh"}
 	}
 	rights := func(plan landlockPlan, path string) (uint64, bool) {
 		for _, r := range plan.rules {
@@ -121,9 +132,9 @@ func TestPlanLandlock(t *testing.T) {
 		for _, tc := range []struct {
 			abi  int
 			prof Profile
-		}{{2, WorkspaceWrite}, {3, WorkspaceWriteNoNetwork}, {3, Readonly}, {0, WorkspaceWrite}} {
-			if _, err := planLandlock(tc.abi, s(tc.prof)); err == nil {
-				t.Errorf("planLandlock(ABI %d, %s) = nil error; want too old", tc.abi, tc.prof)
+		}{{2, WorkspaceWrite}, {5, WorkspaceWrite}, {5, WorkspaceWriteNoNetwork}, {4, Readonly}, {0, WorkspaceWrite}} {
+			if _, err := planLandlock(tc.abi, s(tc.prof)); err == nil || !strings.Contains(err.Error(), "needs ABI 6") {
+				t.Errorf("planLandlock(ABI %d, %s) = %v; want too old, needs ABI 6", tc.abi, tc.prof, err)
 			}
 		}
 	})
@@ -132,19 +143,24 @@ func TestPlanLandlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plan.attr.handledAccessNet != netV4 || plan.attr.scoped != scopeV6Abstract {
-			t.Errorf("net %#x, scoped %#x; want %#x, %#x", plan.attr.handledAccessNet, plan.attr.scoped, netV4, scopeV6Abstract)
+		if plan.net != netV4 || plan.scoped != scopeV6 || !plan.denyUnixSockets {
+			t.Errorf("net %#x, scoped %#x, deny AF_UNIX %v; want %#x, %#x, true", plan.net, plan.scoped, plan.denyUnixSockets, netV4, scopeV6)
 		}
-		for _, p := range []string{"/ws", "/cache", "/tmp", "/dev/zero"} {
+		for _, p := range []string{"/cache", "/tmp", "/", "/proc", "/var", "/home"} {
 			if a, ok := rights(plan, p); ok {
 				t.Errorf("readonly grants %#x on %s; want nothing", a, p)
 			}
 		}
-		if a, _ := rights(plan, "/"); a != fsReadExec {
-			t.Errorf("/ gets %#x; want read+exec %#x", a, fsReadExec)
+		for _, p := range []string{"/ws", "/usr", "/etc", "/bin", "/opt/tools"} {
+			if a, _ := rights(plan, p); a != fsRead {
+				t.Errorf("%s gets %#x; want read+exec %#x", p, a, fsRead)
+			}
 		}
 		if a, _ := rights(plan, "/dev/null"); a != fsDevWrite {
 			t.Errorf("/dev/null gets %#x; want %#x", a, fsDevWrite)
+		}
+		if a, _ := rights(plan, "/dev/zero"); a != ll.AccessFSReadFile {
+			t.Errorf("/dev/zero gets %#x; want read only", a)
 		}
 	})
 	t.Run("workspace-write", func(t *testing.T) {
@@ -152,14 +168,21 @@ func TestPlanLandlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plan.attr.handledAccessNet != 0 || plan.attr.scoped != 0 {
-			t.Errorf("net %#x, scoped %#x; want none (network allowed)", plan.attr.handledAccessNet, plan.attr.scoped)
+		if plan.net != 0 || plan.scoped != scopeV6 || plan.denyUnixSockets {
+			t.Errorf("net %#x, scoped %#x, deny AF_UNIX %v; want no network rights handled, both scopes, AF_UNIX allowed",
+				plan.net, plan.scoped, plan.denyUnixSockets)
 		}
-		for _, p := range []string{"/ws", "/cache", "/tmp"} {
+		for _, p := range []string{"/ws", "/cache"} {
 			a, ok := rights(plan, p)
-			if !ok || a&unix.LANDLOCK_ACCESS_FS_WRITE_FILE == 0 || a&unix.LANDLOCK_ACCESS_FS_MAKE_REG == 0 || a&fsNeverGranted != 0 {
+			if !ok || a&ll.AccessFSWriteFile == 0 || a&ll.AccessFSMakeReg == 0 || a&fsNeverGranted != 0 {
 				t.Errorf("%s gets %#x, %v; want writes without %#x", p, a, ok, fsNeverGranted)
 			}
+		}
+		if a, ok := rights(plan, "/tmp"); ok {
+			t.Errorf("/tmp gets %#x; want nothing (each session has its own TMPDIR)", a)
+		}
+		if a, _ := rights(plan, "/dev/zero"); a != fsDevWrite {
+			t.Errorf("/dev/zero gets %#x; want %#x", a, fsDevWrite)
 		}
 	})
 	t.Run("newer ABIs handle more", func(t *testing.T) {
@@ -167,11 +190,44 @@ func TestPlanLandlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if plan.attr.handledAccessNet != netV4|netV10 || plan.attr.handledAccessFS&fsV9 == 0 {
-			t.Errorf("ABI 10: fs %#x, net %#x; want resolve-unix and UDP handled", plan.attr.handledAccessFS, plan.attr.handledAccessNet)
+		if plan.net != netV4|netV10 || plan.fs&fsV9 == 0 || plan.denyUnixSockets {
+			t.Errorf("ABI 10: fs %#x, net %#x, deny AF_UNIX %v; want resolve-unix and UDP handled by Landlock", plan.fs, plan.net, plan.denyUnixSockets)
 		}
-		if a, _ := rights(plan, "/"); a&fsV9 != 0 {
-			t.Errorf("/ gets resolve-unix (%#x); want it only where writes are allowed", a)
+		if a, _ := rights(plan, "/usr"); a&fsV9 != 0 {
+			t.Errorf("/usr gets resolve-unix (%#x); want it only in the workspace", a)
+		}
+		if a, _ := rights(plan, "/ws"); a&fsV9 == 0 {
+			t.Errorf("/ws gets %#x; want resolve-unix for the command's own sockets", a)
+		}
+	})
+	t.Run("hidden paths", func(t *testing.T) {
+		etc := t.TempDir()
+		for _, d := range []string{"agentd/skills/default/git", "ssl/certs"} {
+			if err := os.MkdirAll(filepath.Join(etc, d), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range []string{"passwd", "shadow", "agentd/.agentao-keys"} {
+			if err := os.WriteFile(filepath.Join(etc, f), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sp := s(WorkspaceWriteNoNetwork)
+		sp.ReadOnly = []string{etc, filepath.Join(etc, "agentd/skills/default/git")}
+		sp.Hidden = []string{filepath.Join(etc, "agentd"), filepath.Join(etc, "shadow")}
+		plan, err := planLandlock(7, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"passwd", "ssl", "agentd/skills/default/git"} {
+			if _, ok := rights(plan, filepath.Join(etc, p)); !ok {
+				t.Errorf("%s is not readable; want it granted", p)
+			}
+		}
+		for _, p := range []string{"", "agentd", "shadow", "agentd/.agentao-keys", "agentd/skills"} {
+			if a, ok := rights(plan, filepath.Join(etc, p)); ok {
+				t.Errorf("%s gets %#x; want it hidden", p, a)
+			}
 		}
 	})
 }

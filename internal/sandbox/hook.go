@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"syscall"
 )
 
 // ErrMisconfigured is wrapped by every error with which a hook refuses to
@@ -37,11 +39,12 @@ func Refuse(cause error) func(*exec.Cmd) error {
 //
 //	<self> __sandbox-exec <spec> -- <cmd.Args...>
 //
-// keeping its Dir, Env, SysProcAttr (Setpgid) and I/O. It refuses, with an
-// error wrapping ErrMisconfigured and running nothing, when p is nil, the
-// profile or a path is invalid, [Preflight] has not run on p, or the profile
-// failed its preflight. When p is not enabled it leaves commands unchanged:
-// they run unconfined.
+// keeping its Dir, Env, SysProcAttr (Setpgid) and I/O, and adding a
+// parent-death signal (SIGTERM) for the helper. It refuses, with an error
+// wrapping ErrMisconfigured and running nothing, when p is nil, the profile
+// or a path is invalid, [Preflight] has not run on p, or the profile failed
+// its preflight. When p is not enabled it leaves commands unchanged: they
+// run unconfined.
 func (p *Policy) Hook(self string, workspace string, tool string, override string, writable ...string) func(*exec.Cmd) error {
 	return p.HookWith(self, workspace, tool, override, Confine{Writable: writable})
 }
@@ -51,15 +54,22 @@ type Confine struct {
 	// Writable names extra absolute directories the write profiles may
 	// write to.
 	Writable []string
-	// Hidden names absolute paths that commands may not read at all (the
-	// server's data directory: other sessions' workspaces and the store),
-	// although every profile otherwise reads everywhere. The session's own
-	// workspace stays readable (and writable for the write profiles) even
-	// when it lies beneath a hidden path.
+	// ReadOnly names extra absolute paths commands may read and execute
+	// (the session's skill directories), beyond the system paths and the
+	// profile's read_only_paths in sandbox.json. They are granted even
+	// beneath a hidden path.
+	ReadOnly []string
+	// Hidden names absolute paths beneath the readable ones that commands
+	// may not read at all: agentd's data directory (the store, other
+	// sessions' workspaces), its API keys file and its configuration tree.
+	// The session's own workspace and ReadOnly stay readable even beneath
+	// a hidden path. sandbox.json's read_only_paths may not lie beneath
+	// one (the hook refuses). Host secrets beneath /etc (shadow, sudoers,
+	// ssh keys, ...) are always hidden.
 	Hidden []string
 }
 
-// HookWith is Hook with extra writable and hidden paths.
+// HookWith is Hook with extra writable, read-only and hidden paths.
 func (p *Policy) HookWith(self string, workspace string, tool string, override string, c Confine) func(*exec.Cmd) error {
 	if p == nil {
 		return Refuse(errors.New("no sandbox policy"))
@@ -78,7 +88,7 @@ func (p *Policy) HookWith(self string, workspace string, tool string, override s
 	if err != nil {
 		return Refuse(err)
 	}
-	var extra, hidden []string
+	var extra, readOnly, hidden []string
 	for _, w := range c.Writable {
 		d, err := absDir("writable directory", w)
 		if err != nil {
@@ -87,29 +97,56 @@ func (p *Policy) HookWith(self string, workspace string, tool string, override s
 		extra = append(extra, d)
 	}
 	for _, h := range c.Hidden {
-		if !filepath.IsAbs(h) {
-			return Refuse(fmt.Errorf("hidden path %q is not absolute", h))
+		if !filepath.IsAbs(h) || filepath.Clean(h) == "/" {
+			return Refuse(fmt.Errorf("hidden path %q is not an absolute path below /", h))
 		}
 		hidden = append(hidden, filepath.Clean(h))
+	}
+	for _, r := range p.Settings(prof).ReadOnlyPaths {
+		if i := slices.IndexFunc(hidden, func(h string) bool { return within(r, h) || within(h, r) }); i >= 0 {
+			return Refuse(fmt.Errorf("sandbox.json: profiles.%s.read_only_paths: %s would expose %s (agentd's data, keys or configuration)", prof, r, hidden[i]))
+		}
+		readOnly = append(readOnly, r)
+	}
+	for _, r := range c.ReadOnly {
+		if !filepath.IsAbs(r) || filepath.Clean(r) == "/" {
+			return Refuse(fmt.Errorf("read-only path %q is not an absolute path below /", r))
+		}
+		readOnly = append(readOnly, filepath.Clean(r))
+	}
+	for _, f := range sensitiveSystemFiles {
+		// Only what agentd itself can open needs hiding: the file mode
+		// already keeps the rest from commands.
+		if fh, err := os.Open(f); err == nil {
+			fh.Close()
+			hidden = append(hidden, f)
+		}
 	}
 	return func(cmd *exec.Cmd) error {
 		if err := p.preflightOK(prof); err != nil {
 			return misconfigured(err)
 		}
-		wrap(self, spec{Version: specVersion, Profile: prof, Workspace: ws, Writable: extra, Hidden: hidden}, cmd)
+		wrap(self, spec{Version: specVersion, Profile: prof, Workspace: ws, Writable: extra, ReadOnly: readOnly, Hidden: hidden}, cmd)
 		return nil
 	}
 }
 
-// wrap rewrites cmd to run under the helper with s (whose Path it sets).
+// wrap rewrites cmd to run under the helper with s (whose Path and
+// ExtraFiles it sets). The helper gets SIGTERM when agentd dies, and then
+// ends the command.
 func wrap(self string, s spec, cmd *exec.Cmd) {
 	argv := cmd.Args
 	if len(argv) == 0 {
 		argv = []string{cmd.Path}
 	}
 	s.Path = cmd.Path
+	s.ExtraFiles = len(cmd.ExtraFiles)
 	cmd.Args = append([]string{self}, execArgs(s, argv)...)
 	cmd.Path = self
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	setParentDeathSignal(cmd.SysProcAttr)
 }
 
 // preflightOK says why commands under prof must be refused, if they must.

@@ -32,6 +32,8 @@ func TestMain(m *testing.M) {
 			os.Exit(sandbox.ExecMain(os.Args[2:], os.Stderr))
 		case netClientArg:
 			os.Exit(netClient(os.Args[2:]))
+		case parentArg:
+			os.Exit(fakeParent(os.Args[2:]))
 		}
 	}
 	os.Exit(m.Run())
@@ -48,13 +50,39 @@ const hangGuard = 60 * time.Second
 //	tcp <ip:port>     socket, connect, write "hello"  → "connected" or "<call>: <error>"
 //	udp <ip:port>     socket, sendto "hello"          → "sent" or "<call>: <error>"
 //	socket <family>   socket(family)                  → "ok" or "socket: <error>"
+//	unix <path|@name> socket, connect                 → "connected" or "<call>: <error>"
+//	caps -            capget                          → "none" or the sets left
 func netClient(args []string) int {
 	fail := func(call string, err error) int {
 		fmt.Printf("%s: %v\n", call, err)
 		return 1
 	}
 	if len(args) != 2 {
-		return fail("usage", errors.New("tcp|udp|socket <arg>"))
+		return fail("usage", errors.New("tcp|udp|socket|unix|caps <arg>"))
+	}
+	switch args[0] {
+	case "unix":
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return fail("socket", err)
+		}
+		if err := unix.Connect(fd, &unix.SockaddrUnix{Name: args[1]}); err != nil {
+			return fail("connect", err)
+		}
+		fmt.Println("connected")
+		return 0
+	case "caps":
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return fail("capget", err)
+		}
+		if data != [2]unix.CapUserData{} {
+			fmt.Printf("%+v\n", data)
+			return 1
+		}
+		fmt.Println("none")
+		return 0
 	}
 	if args[0] == "socket" {
 		fam, ok := map[string]int{"inet": unix.AF_INET, "inet6": unix.AF_INET6, "packet": unix.AF_PACKET,
@@ -142,6 +170,13 @@ func preflighted(t testing.TB) *sandbox.Policy {
 	return sharedPolicy
 }
 
+// preflightedReport is the report of preflighted's policy.
+func preflightedReport(t testing.TB) sandbox.Report {
+	t.Helper()
+	preflighted(t)
+	return sharedReport
+}
+
 // dirOutsideTmp makes a directory that is not under /tmp (which the write
 // profiles may write to), so that only the workspace rule can make writes
 // in it succeed. It is removed at the end of the test.
@@ -205,8 +240,46 @@ func runShell(t testing.TB, hook func(*exec.Cmd) error, dir, script string) shel
 	return shellResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 }
 
-// hookFor returns the hook for a session with workspace ws under profile.
+// hookFor returns the hook for a session with workspace ws under profile;
+// the test binary (the network client) is readable.
 func hookFor(t testing.TB, ws string, profile sandbox.Profile) func(*exec.Cmd) error {
 	t.Helper()
-	return preflighted(t).Hook(self(t), ws, "run_shell_command", string(profile))
+	return preflighted(t).HookWith(self(t), ws, "run_shell_command", string(profile), sandbox.Confine{ReadOnly: []string{self(t)}})
+}
+
+const parentArg = "__test-parent"
+
+// fakeParent plays agentd for the parent-death tests: it preflights the
+// default policy, starts "<script>" under the hook in workspace <ws>,
+// prints the helper's PID, and waits for it (until the test kills it).
+func fakeParent(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: __test-parent <ws> <script>")
+		return 2
+	}
+	me, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	p := sandbox.DefaultPolicy()
+	if r := sandbox.Preflight(context.Background(), me, p); !r.OK() {
+		fmt.Fprintln(os.Stderr, r)
+		return 1
+	}
+	cmd := exec.Command("/bin/sh", "-c", args[1])
+	cmd.Dir = args[0]
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := p.Hook(me, args[0], "run_shell_command", "")(cmd); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("helper %d\n", cmd.Process.Pid)
+	cmd.Wait()
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -27,9 +28,6 @@ const (
 	// default profile.
 	WorkspaceWriteNoNetwork Profile = "workspace-write-no-network"
 )
-
-// tmpDir is the shared temporary directory the write profiles may write to.
-const tmpDir = "/tmp"
 
 // DefaultProfile is the profile used when sandbox.json names none.
 const DefaultProfile = WorkspaceWriteNoNetwork
@@ -54,15 +52,13 @@ func (p Profile) Writes() bool { return p == WorkspaceWrite || p == WorkspaceWri
 // Network reports whether p allows network access.
 func (p Profile) Network() bool { return p == WorkspaceWrite }
 
-// minABI is the lowest Landlock ABI that enforces everything p promises:
-// ABI 3 handles truncation (without it, truncate(2) outside the workspace
-// would be allowed), ABI 4 handles TCP bind and connect.
-func (p Profile) minABI() int {
-	if p.Network() {
-		return 3
-	}
-	return 4
-}
+// minABI is the lowest Landlock ABI that enforces everything a profile
+// promises: ABI 3 handles truncation (without it, truncate(2) outside the
+// workspace would be allowed), ABI 4 TCP bind and connect, ABI 6 the
+// signal and abstract UNIX socket scopes (without them a command could
+// signal agentd or talk to any abstract socket). Every profile needs all of
+// them.
+func (p Profile) minABI() int { return 6 }
 
 // ParseProfile returns the profile named s, or an error listing the known
 // names.
@@ -95,6 +91,7 @@ type Policy struct {
 	platform string // informational
 	def      Profile
 	rules    []Rule
+	settings map[Profile]ProfileSettings
 	source   string // where it came from, for messages
 
 	report atomic.Pointer[Report] // the last Preflight's
@@ -121,6 +118,24 @@ func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.rules...) }
 
 // Source says where the policy came from: a file path, or the defaults.
 func (p *Policy) Source() string { return p.source }
+
+// ProfileSettings is what sandbox.json's "profiles" object adds to one
+// built-in profile (an agentd extension; Agentao has no such field).
+type ProfileSettings struct {
+	// Env names the variables of agentd's environment that commands under
+	// the profile get, beyond the base list of [CommandEnv].
+	Env []string
+	// ReadOnlyPaths are absolute paths commands under the profile may read
+	// and execute, beyond the system paths (a toolchain in /opt, say).
+	ReadOnlyPaths []string
+}
+
+// Settings returns the extra environment and read-only paths sandbox.json
+// gives prof (none when it names nothing for it).
+func (p *Policy) Settings(prof Profile) ProfileSettings {
+	s := p.settings[prof]
+	return ProfileSettings{Env: slices.Clone(s.Env), ReadOnlyPaths: slices.Clone(s.ReadOnlyPaths)}
+}
 
 // Profile returns the profile for a tool: override if it is non-empty (a
 // canary assigning a profile per session), else the first rule naming the
@@ -196,7 +211,7 @@ func Load(path string) (*Policy, error) {
 }
 
 // topLevelFields are sandbox.json's fields, in Agentao's order.
-var topLevelFields = []string{"enabled", "platform", "default_profile", "rules", "profiles_dir", "workspace_root"}
+var topLevelFields = []string{"enabled", "platform", "default_profile", "rules", "profiles_dir", "workspace_root", "profiles"}
 
 // Parse parses a sandbox.json document. Absent fields take the defaults of
 // [DefaultPolicy]; explicit nulls mean the same where the schema allows null.
@@ -233,6 +248,11 @@ func Parse(data []byte) (*Policy, error) {
 	}
 	if v, ok := obj["rules"]; ok && kind(v) != "null" {
 		if p.rules, err = decodeRules(v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := obj["profiles"]; ok && kind(v) != "null" {
+		if p.settings, err = decodeSettings(v); err != nil {
 			return nil, err
 		}
 	}
@@ -314,6 +334,85 @@ func decodeRules(v json.RawMessage) ([]Rule, error) {
 		rules = append(rules, r)
 	}
 	return rules, nil
+}
+
+// decodeSettings reads the "profiles" object: per built-in profile,
+//
+//	{"env": ["HTTPS_PROXY", "NO_PROXY"], "read_only_paths": ["/opt/toolchain"]}
+func decodeSettings(v json.RawMessage) (map[Profile]ProfileSettings, error) {
+	obj, err := decodeObject(v, "profiles")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Profile]ProfileSettings, len(obj))
+	for name, sv := range obj {
+		field := "profiles." + name
+		prof, err := ParseProfile(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		so, err := decodeObject(sv, field)
+		if err != nil {
+			return nil, err
+		}
+		var ps ProfileSettings
+		for key, fv := range so {
+			switch key {
+			case "env":
+				if ps.Env, err = decodeStrings(fv, field+".env", checkEnvName); err != nil {
+					return nil, err
+				}
+			case "read_only_paths":
+				if ps.ReadOnlyPaths, err = decodeStrings(fv, field+".read_only_paths", checkReadOnlyPath); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, fmt.Errorf("%s.%s: unknown field; known: env, read_only_paths", field, key)
+			}
+		}
+		out[prof] = ps
+	}
+	return out, nil
+}
+
+// decodeStrings reads an array of distinct strings, each checked by check.
+func decodeStrings(v json.RawMessage, field string, check func(string) error) ([]string, error) {
+	if kind(v) == "null" {
+		return nil, nil
+	}
+	if kind(v) != "array" {
+		return nil, fmt.Errorf("%s: must be an array of strings, not %s", field, kind(v))
+	}
+	var elems []json.RawMessage
+	json.Unmarshal(v, &elems)
+	out := make([]string, 0, len(elems))
+	for i, e := range elems {
+		if kind(e) != "string" {
+			return nil, fmt.Errorf("%s[%d]: must be a string, not %s", field, i, kind(e))
+		}
+		var s string
+		json.Unmarshal(e, &s)
+		if err := check(s); err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+		if slices.Contains(out, s) {
+			return nil, fmt.Errorf("%s[%d]: %q is listed twice", field, i, s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func checkReadOnlyPath(s string) error {
+	switch {
+	case !filepath.IsAbs(s):
+		return fmt.Errorf("%q is not an absolute path", s)
+	case filepath.Clean(s) != s:
+		return fmt.Errorf("%q is not a clean path; write %q", s, filepath.Clean(s))
+	case s == "/":
+		return errors.New(`"/" would make every file readable; name the directories commands need`)
+	}
+	return nil
 }
 
 // decodeObject decodes one JSON object, rejecting invalid JSON, trailing

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,13 +23,16 @@ import (
 const PreflightTimeout = 5 * time.Second
 
 // Report is the result of [Preflight]: what the kernel supports and, per
-// built-in profile, whether confinement was proven on it.
+// built-in profile, whether confinement was proven on it and which
+// guarantees the running kernel enforces.
 type Report struct {
 	Enabled         bool   // false: shell commands run unconfined
 	Source          string // where the policy came from
 	Arch            string // GOARCH
 	LandlockABI     int    // 0 if Landlock is unavailable
 	LandlockProblem string // why it is unavailable, if it is
+	// Containment says how a command's processes are ended with it.
+	Containment string
 	// Profiles has one entry per built-in profile, in the order of
 	// Profiles(), when Enabled; none otherwise.
 	Profiles []ProfileReport
@@ -35,11 +40,66 @@ type Report struct {
 
 // ProfileReport is the preflight result of one profile.
 type ProfileReport struct {
-	Profile Profile
-	InUse   bool // the default profile or named by a rule
-	OK      bool
-	Problem string   // why it failed, when !OK
-	Proved  []string // what was checked, "<check>: <result>"
+	Profile    Profile
+	InUse      bool // the default profile or named by a rule
+	OK         bool
+	Problem    string      // why it failed, when !OK
+	Guarantees []Guarantee // what the running kernel enforces under this profile
+	Proved     []string    // what was checked, "<check>: <result>"
+}
+
+// Guarantee is one promise of a profile and how it is kept.
+type Guarantee struct {
+	Name     string // "reads", "writes", "signals", ...
+	Enforced bool   // false: the kernel cannot keep it (How says why)
+	How      string
+}
+
+func (g Guarantee) String() string {
+	if g.Enforced {
+		return g.Name + ": " + g.How
+	}
+	return g.Name + ": NOT ENFORCED: " + g.How
+}
+
+// containment is how every helper ends a command's processes.
+const containment = "a supervisor per command (the helper stays as the command's parent and child subreaper, " +
+	"outside its sandbox, with a parent-death signal from agentd): when the command ends, times out or is cancelled, " +
+	"its session is deleted or evicted, or agentd exits by any path, every process it started is killed, setsid daemons included"
+
+// guarantees lists what prof promises on a kernel with Landlock ABI abi.
+func guarantees(prof Profile, abi int) []Guarantee {
+	l := func(v int) string { return fmt.Sprintf("Landlock (ABI %d+)", v) }
+	g := []Guarantee{
+		{"reads", true, l(1) + ": the workspace, the system paths (" + strings.Join(systemReadPaths, " ") +
+			" without agentd's files), /dev/{null,zero,full,random,urandom} and paths sandbox.json names; not /proc, /tmp, the data directory or other sessions"},
+	}
+	if prof.Writes() {
+		g = append(g, Guarantee{"writes", true, l(3) + ": the workspace (its TMPDIR included) and /dev/{null,zero,full} only"})
+	} else {
+		g = append(g, Guarantee{"writes", true, l(3) + ": none but /dev/null"})
+	}
+	g = append(g,
+		Guarantee{"signals", abi >= 6, l(6) + " signal scope: only the command's own processes"},
+		Guarantee{"abstract UNIX sockets", abi >= 6, l(6) + " scope: only the command's own"},
+	)
+	switch {
+	case abi >= 9:
+		g = append(g, Guarantee{"UNIX socket files", true, l(9) + ": only those in the workspace"})
+	case !prof.Network():
+		g = append(g, Guarantee{"UNIX socket files", true, "seccomp: AF_UNIX sockets are refused (Landlock ABI 9 would allow those in the workspace)"})
+	default:
+		g = append(g, Guarantee{"UNIX socket files", false, "a network profile reaches any socket file below Landlock ABI 9; use a -no-network profile"})
+	}
+	if prof.Network() {
+		g = append(g, Guarantee{"network", true, "allowed by the profile"})
+	} else {
+		g = append(g, Guarantee{"network", true, l(4) + " for TCP, seccomp for every other socket family"})
+	}
+	return append(g,
+		Guarantee{"privileges", true, "no_new_privs, every capability dropped"},
+		Guarantee{"processes", true, "a supervisor per command: nothing it starts outlives it"},
+	)
 }
 
 // OK reports whether the hook will confine commands under every profile the
@@ -63,7 +123,8 @@ func (r *Report) profile(p Profile) (ProfileReport, bool) {
 	return ProfileReport{}, false
 }
 
-// String renders the report for a log, one line per profile.
+// String renders the report for a log or a terminal: per profile, whether
+// it is usable and what the kernel enforces.
 func (r Report) String() string {
 	var b strings.Builder
 	if !r.Enabled {
@@ -77,15 +138,35 @@ func (r Report) String() string {
 	} else {
 		fmt.Fprintf(&b, "Landlock ABI %d", r.LandlockABI)
 	}
+	// What every profile guarantees alike is said once.
+	common := map[string]int{}
+	for _, p := range r.Profiles {
+		for _, g := range p.Guarantees {
+			common[g.String()]++
+		}
+	}
+	if len(r.Profiles) > 0 {
+		b.WriteString("\n  every profile:")
+		for _, g := range r.Profiles[0].Guarantees {
+			if common[g.String()] == len(r.Profiles) {
+				fmt.Fprintf(&b, "\n    %s", g)
+			}
+		}
+	}
 	for _, p := range r.Profiles {
 		use := ""
 		if p.InUse {
 			use = " (in use)"
 		}
 		if p.OK {
-			fmt.Fprintf(&b, "\n  %s%s: ok: %s", p.Profile, use, strings.Join(p.Proved, "; "))
+			fmt.Fprintf(&b, "\n  %s%s: ok", p.Profile, use)
 		} else {
-			fmt.Fprintf(&b, "\n  %s%s: FAILED, its commands are refused: %s", p.Profile, use, p.Problem)
+			fmt.Fprintf(&b, "\n  %s%s: REFUSED, its commands do not run: %s", p.Profile, use, p.Problem)
+		}
+		for _, g := range p.Guarantees {
+			if common[g.String()] != len(r.Profiles) {
+				fmt.Fprintf(&b, "\n    %s", g)
+			}
 		}
 	}
 	return b.String()
@@ -96,14 +177,16 @@ func (r Report) String() string {
 // as the shell tool would, and records the report in p for [Policy.Hook]:
 // a profile that failed makes the hook refuse. For each profile it runs
 // `/bin/sh -c :`, a shell write outside the workspace (which must fail and
-// leave no file), and a probe that tries writes, truncation, sockets, a TCP
-// connect to a loopback listener and checks capabilities, all compared with
-// what the profile promises. Each profile has PreflightTimeout.
+// leave no file), and a probe that tries reads and writes outside, /proc,
+// signals to agentd and to its own helper, UNIX sockets, network sockets
+// and a TCP connect, checks capabilities and leaves a setsid daemon that
+// must be gone when the command is, all compared with what the profile
+// promises. Each profile has PreflightTimeout.
 //
 // Run it at start and on every reload of sandbox.json, and log the report.
 // A disabled policy is not probed; its report says commands run unconfined.
 func Preflight(ctx context.Context, self string, p *Policy) Report {
-	r := Report{Enabled: p.enabled, Source: p.source, Arch: runtime.GOARCH}
+	r := Report{Enabled: p.enabled, Source: p.source, Arch: runtime.GOARCH, Containment: containment}
 	abi, err := landlockABI()
 	r.LandlockABI = abi
 	if err != nil {
@@ -116,9 +199,13 @@ func Preflight(ctx context.Context, self string, p *Policy) Report {
 			case err != nil:
 				pr.Problem = "Landlock is unavailable: " + err.Error()
 			case abi < prof.minABI():
-				pr.Problem = fmt.Sprintf("the kernel's Landlock ABI %d is too old: profile %s needs ABI %d", abi, prof, prof.minABI())
+				pr.Problem = fmt.Sprintf("the kernel's Landlock ABI %d is too old: profile %s needs ABI %d "+
+					"(Linux 6.12) to keep commands from signalling agentd and other processes", abi, prof, prof.minABI())
 			default:
-				pr = preflightProfile(ctx, self, prof)
+				pr = preflightProfile(ctx, self, prof, p.Settings(prof))
+			}
+			if err == nil {
+				pr.Guarantees = guarantees(prof, abi)
 			}
 			pr.InUse = p.inUse(prof)
 			r.Profiles = append(r.Profiles, pr)
@@ -130,9 +217,9 @@ func Preflight(ctx context.Context, self string, p *Policy) Report {
 	return r
 }
 
-func preflightProfile(ctx context.Context, self string, prof Profile) (pr ProfileReport) {
+func preflightProfile(ctx context.Context, self string, prof Profile, set ProfileSettings) (pr ProfileReport) {
 	pr.Profile = prof
-	if err := proveProfile(ctx, self, prof, &pr.Proved); err != nil {
+	if err := proveProfile(ctx, self, prof, set, &pr.Proved); err != nil {
 		pr.Problem = err.Error()
 		return pr
 	}
@@ -142,7 +229,7 @@ func preflightProfile(ctx context.Context, self string, prof Profile) (pr Profil
 
 // proveProfile runs the checks of one profile, appending what held to
 // proved, and returns the first failure.
-func proveProfile(ctx context.Context, self string, prof Profile, proved *[]string) error {
+func proveProfile(ctx context.Context, self string, prof Profile, set ProfileSettings, proved *[]string) error {
 	ctx, cancel := context.WithTimeout(ctx, PreflightTimeout)
 	defer cancel()
 	if !filepath.IsAbs(self) {
@@ -165,7 +252,12 @@ func proveProfile(ctx context.Context, self string, prof Profile, proved *[]stri
 		// sandbox would prove nothing.
 		return fmt.Errorf("preflight scratch directory: %v", err)
 	}
-	s := spec{Version: specVersion, Profile: prof, Workspace: ws}
+	s := spec{Version: specVersion, Profile: prof, Workspace: ws, ReadOnly: set.ReadOnlyPaths}
+	for _, r := range set.ReadOnlyPaths {
+		if _, err := os.Stat(r); err != nil {
+			return fmt.Errorf("sandbox.json names read-only path %s for profile %s: %v", r, prof, err)
+		}
+	}
 
 	// Agentao's health check.
 	if res := runConfined(ctx, self, s, nil, "/bin/sh", "-c", ":"); res.err != nil || res.code != 0 {
@@ -181,19 +273,34 @@ func proveProfile(ctx context.Context, self string, prof Profile, proved *[]stri
 	}
 	*proved = append(*proved, "shell write outside the workspace: refused")
 
-	// The probe.
+	// The probe: the agentd binary itself, made readable for this run only.
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("preflight listener: %v", err)
 	}
 	defer ln.Close()
+	abstract := fmt.Sprintf("agentd-preflight-%d-%s", os.Getpid(), filepath.Base(dir))
+	aln, err := net.Listen("unix", "@"+abstract)
+	if err != nil {
+		return fmt.Errorf("preflight abstract socket: %v", err)
+	}
+	defer aln.Close()
+	sockPath := filepath.Join(out, "sock")
+	pln, err := net.Listen("unix", sockPath)
+	if err != nil {
+		return fmt.Errorf("preflight socket file: %v", err)
+	}
+	defer pln.Close()
 	sock, err := probeSocket()
 	if err != nil {
 		return fmt.Errorf("preflight socket: %v", err)
 	}
 	defer sock.Close()
-	psJSON, _ := json.Marshal(probeSpec{Workspace: ws, Outside: out, Connect: ln.Addr().String()})
-	res = runConfined(ctx, self, s, []*os.File{sock}, self, ExecArg, probeArg, base64.RawURLEncoding.EncodeToString(psJSON))
+	psJSON, _ := json.Marshal(probeSpec{Workspace: ws, Outside: out, Connect: ln.Addr().String(),
+		Parent: os.Getpid(), Abstract: abstract, UnixPath: sockPath})
+	ps := s
+	ps.ReadOnly = append(slices.Clone(s.ReadOnly), self)
+	res = runConfined(ctx, self, ps, []*os.File{sock}, self, ExecArg, probeArg, base64.RawURLEncoding.EncodeToString(psJSON))
 	if res.err != nil || res.code != 0 {
 		return fmt.Errorf("the probe under the sandbox: %s", res)
 	}
@@ -201,7 +308,8 @@ func proveProfile(ctx context.Context, self string, prof Profile, proved *[]stri
 	if err := json.Unmarshal(res.stdout, &got); err != nil {
 		return fmt.Errorf("the probe's output %q: %v", res.stdout, err)
 	}
-	for _, e := range expectations(prof) {
+	abi, _ := landlockABI()
+	for _, e := range expectations(prof, abi) {
 		g, ok := got[e.check]
 		if !ok {
 			return fmt.Errorf("the probe did not report %q", e.check)
@@ -211,28 +319,54 @@ func proveProfile(ctx context.Context, self string, prof Profile, proved *[]stri
 		}
 		*proved = append(*proved, e.check+": "+g)
 	}
+	// The daemon the probe left must have died with it.
+	pidText, ok := strings.CutPrefix(got[checkDaemon], "ok ")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 {
+		return fmt.Errorf("%s: got %q, want ok <pid>", checkDaemon, got[checkDaemon])
+	}
+	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		return fmt.Errorf("a setsid daemon (pid %d) outlived its command (kill(pid, 0): %v)", pid, err)
+	}
+	*proved = append(*proved, "setsid daemon: gone with its command")
 	if _, err := os.Lstat(filepath.Join(out, "probe")); err == nil {
 		return errors.New("the probe left a file outside the workspace")
 	}
 	if b, err := os.ReadFile(existing); err != nil || string(b) != "keep" {
 		return fmt.Errorf("a file outside the workspace was changed (%q, %v)", b, err)
 	}
-	if !prof.Network() {
-		ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
-		if c, err := ln.Accept(); err == nil {
-			c.Close()
-			return errors.New("the loopback listener accepted a connection from the sandbox")
+	for name, l := range map[string]net.Listener{"the abstract UNIX socket": aln, "the UNIX socket file": pln, "the loopback listener": ln} {
+		if name == "the UNIX socket file" && got[checkPathUnix] == "ok" || name == "the loopback listener" && prof.Network() {
+			continue // the profile allows it
 		}
-		*proved = append(*proved, "loopback listener: no connection")
+		if acceptOne(l) {
+			return fmt.Errorf("%s accepted a connection from the sandbox", name)
+		}
 	}
+	*proved = append(*proved, "listeners outside: no connection")
 	return nil
+}
+
+// acceptOne reports whether l has a connection waiting.
+func acceptOne(l net.Listener) bool {
+	type deadliner interface{ SetDeadline(time.Time) error }
+	if d, ok := l.(deadliner); ok {
+		d.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	}
+	c, err := l.Accept()
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return false
 }
 
 // expect is what one probe check must report under a profile ("" = any).
 type expect struct{ check, want string }
 
-func expectations(prof Profile) []expect {
-	const ok, denied = "ok", "EACCES"
+func expectations(prof Profile, abi int) []expect {
+	const ok, denied, eperm = "ok", "EACCES", "EPERM"
 	write, network := denied, denied
 	if prof.Writes() {
 		write = ok
@@ -240,17 +374,31 @@ func expectations(prof Profile) []expect {
 	if prof.Network() {
 		network = ok
 	}
-	tmp := write
-	if _, err := os.Stat(tmpDir); err != nil {
+	tmp := denied
+	if _, err := os.Stat("/tmp"); err != nil {
 		tmp = "" // no /tmp here: nothing to check
+	}
+	pathUnix, abstract := denied, eperm // Landlock (ABI 9, ABI 6 scope)
+	switch {
+	case prof.Network() && abi < 9:
+		pathUnix = "" // reachable: the report says so
+	case abi < 9:
+		abstract = denied // the seccomp filter refuses AF_UNIX sockets first
 	}
 	e := []expect{
 		{checkWriteWorkspace, write},
 		{checkWriteTmp, tmp},
+		{checkReadTmp, tmp},
 		{checkWriteOutside, denied},
 		{checkTruncateOutside, denied},
+		{checkReadOutside, denied},
+		{checkReadSystem, ok},
+		{checkReadProc, denied},
 		{checkWriteDevNull, ok},
-		{checkSocketUnix, ok},
+		{checkSignalParent, eperm},
+		{checkSignalHelper, eperm},
+		{checkAbstractUnix, abstract},
+		{checkPathUnix, pathUnix},
 		{checkTCPConnect, network},
 		{checkCapabilities, ok},
 	}
@@ -311,21 +459,17 @@ func runConfined(ctx context.Context, self string, s spec, extra []*os.File, arg
 	return res
 }
 
-// scratchDir makes a preflight directory where the server may write but the
-// sandbox may not: not under /tmp, which the write profiles may write to.
+// scratchDir makes a preflight directory where the server may write and
+// the sandbox may not read: anywhere but the system paths.
 func scratchDir() (string, error) {
 	candidates := []string{os.TempDir(), "/dev/shm", "/var/tmp"}
 	if d, err := os.UserCacheDir(); err == nil {
 		candidates = append(candidates, d)
 	}
-	tmp := tmpDir
-	if real, err := filepath.EvalSymlinks(tmpDir); err == nil {
-		tmp = real
-	}
 	var tried []string
 	for _, c := range candidates {
 		real, err := filepath.EvalSymlinks(c)
-		if err != nil || !filepath.IsAbs(real) || within(real, tmp) || within(real, tmpDir) {
+		if err != nil || !filepath.IsAbs(real) || slices.ContainsFunc(systemReadPaths, func(sys string) bool { return within(real, sys) }) {
 			tried = append(tried, c)
 			continue
 		}
@@ -336,8 +480,8 @@ func scratchDir() (string, error) {
 		}
 		return d, nil
 	}
-	return "", fmt.Errorf("no writable scratch directory outside %s to prove write confinement (tried %s)",
-		tmpDir, strings.Join(tried, ", "))
+	return "", fmt.Errorf("no writable scratch directory outside the system paths to prove confinement (tried %s)",
+		strings.Join(tried, ", "))
 }
 
 // within reports whether path is dir or below it (both clean and absolute).

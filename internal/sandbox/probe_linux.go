@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,8 +8,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
+	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,16 +41,28 @@ func probeMain(args []string, stdout, stderr io.Writer) int {
 	}
 	res := map[string]string{
 		checkWriteWorkspace:   result(writeFile(filepath.Join(ps.Workspace, ".agentd-sandbox-probe"), true)),
-		checkWriteTmp:         result(writeTemp(tmpDir)),
+		checkWriteTmp:         result(writeTemp("/tmp")),
+		checkReadTmp:          result(listDir("/tmp")),
 		checkWriteOutside:     result(writeFile(filepath.Join(ps.Outside, "probe"), true)),
 		checkTruncateOutside:  result(unix.Truncate(filepath.Join(ps.Outside, probeExisting), 0)),
+		checkReadOutside:      result(readFile(filepath.Join(ps.Outside, probeExisting))),
+		checkReadSystem:       result(readFile("/etc/passwd")),
+		checkReadProc:         result(readFile(fmt.Sprintf("/proc/%d/cmdline", ps.Parent))),
 		checkWriteDevNull:     result(writeFile("/dev/null", false)),
-		checkSocketUnix:       result(trySocket(unix.AF_UNIX, unix.SOCK_STREAM)),
+		checkSignalParent:     result(unix.Kill(ps.Parent, 0)),
+		checkSignalHelper:     result(unix.Kill(unix.Getppid(), 0)),
+		checkAbstractUnix:     result(connectUnix("@" + ps.Abstract)),
+		checkPathUnix:         result(connectUnix(ps.UnixPath)),
 		checkSocketInet:       result(trySocket(unix.AF_INET, unix.SOCK_STREAM)),
 		checkSocketInet6Dgram: result(trySocket(unix.AF_INET6, unix.SOCK_DGRAM)),
 		checkSocketPacket:     result(trySocket(unix.AF_PACKET, unix.SOCK_RAW)),
 		checkTCPConnect:       result(connectFD(probeFD, ps.Connect)),
 		checkCapabilities:     result(noCapabilities()),
+	}
+	if pid, err := startDaemon(); err != nil {
+		res[checkDaemon] = result(err)
+	} else {
+		res[checkDaemon] = "ok " + strconv.Itoa(pid)
 	}
 	if err := json.NewEncoder(stdout).Encode(res); err != nil {
 		return helperFail(stderr, exitSetup, "probe: %v", err)
@@ -115,27 +128,68 @@ func connectFD(fd int, addr string) error {
 	return unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
 }
 
-// noCapabilities checks /proc/self/status: the permitted and effective
-// sets must be empty.
+// noCapabilities checks with capget(2) that the permitted, effective and
+// inheritable sets are empty.
 func noCapabilities() error {
-	f, err := os.Open("/proc/self/status")
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	for _, d := range data {
+		if d.Permitted != 0 || d.Effective != 0 || d.Inheritable != 0 {
+			return fmt.Errorf("capabilities left: %+v", data)
+		}
+	}
+	return nil
+}
+
+func readFile(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var bad []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, val, _ := strings.Cut(sc.Text(), ":")
-		val = strings.TrimSpace(val)
-		if (name == "CapPrm" || name == "CapEff") && strings.Trim(val, "0") != "" {
-			bad = append(bad, name+"="+val)
-		}
+	defer unix.Close(fd)
+	_, err = unix.Read(fd, make([]byte, 16))
+	return err
+}
+
+func listDir(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
 	}
-	if len(bad) > 0 {
-		return errors.New(strings.Join(bad, ", "))
+	defer unix.Close(fd)
+	_, err = unix.Getdents(fd, make([]byte, 4096))
+	return err
+}
+
+// connectUnix connects to a UNIX socket: abstract when name starts with @.
+func connectUnix(name string) error {
+	if name == "" || name == "@" {
+		return errors.New("no socket to try")
 	}
-	return sc.Err()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Connect(fd, &unix.SockaddrUnix{Name: name})
+}
+
+// startDaemon starts a long sleep in a session of its own, as a model
+// would leave a daemon behind, and returns its PID without waiting.
+func startDaemon() (int, error) {
+	path, err := exec.LookPath("sleep")
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(path, "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	return cmd.Process.Pid, nil
 }
 
 // probeSocket returns an unconnected AF_INET stream socket for the probe's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"syscall"
 )
 
 var errNotLinux = errors.New("the sandbox needs Linux (Landlock and seccomp); this is " + runtime.GOOS)
@@ -20,3 +21,5 @@ func ExecMain(args []string, stderr io.Writer) int {
 func landlockABI() (int, error) { return 0, errNotLinux }
 
 func probeSocket() (*os.File, error) { return nil, errNotLinux }
+
+func setParentDeathSignal(*syscall.SysProcAttr) {}

@@ -11,8 +11,14 @@ import (
 // The no-network profiles add a seccomp-bpf filter to Landlock, which only
 // handles TCP bind/connect (and UDP from ABI 10): socket(2) fails with
 // EACCES for every address family except AF_UNIX and AF_NETLINK, so UDP,
-// raw, packet, vsock, SCTP, MPTCP, ... sockets cannot even be created. The
-// filter is written by hand, as classic BPF over struct seccomp_data:
+// raw, packet, vsock, SCTP, MPTCP, ... sockets cannot even be created. On a
+// kernel whose Landlock cannot restrict connect(2) to pathname UNIX sockets
+// (ABI < 9), AF_UNIX is refused too: otherwise a command could reach any
+// socket file it can name (a mounted docker.sock, say). socketpair(2) stays
+// allowed: it connects nothing outside the command. The filter is written
+// by hand (no seccomp library is in the module, and this one is a dozen
+// instructions with its own table test), as classic BPF over struct
+// seccomp_data:
 //
 //	ld  [4]                   ; arch
 //	jeq #AUDIT_ARCH, ok, kill ; a foreign syscall ABI (i386 int 0x80, arm32) is killed
@@ -22,7 +28,7 @@ import (
 //	jeq #io_uring_setup, enosys ; io_uring can create sockets without socket(2)
 //	ret ALLOW
 //	sock: ld [16]             ; args[0], low 32 bits (little-endian): the family
-//	jeq #AF_UNIX, allow
+//	jeq #AF_UNIX, allow       ; (not emitted when AF_UNIX is refused)
 //	jeq #AF_NETLINK, allow
 //	ret ERRNO(EACCES)
 //	allow: ret ALLOW          ; (classic BPF jumps only forward)
@@ -65,10 +71,11 @@ type bpfInsn struct {
 	jt, jf string
 }
 
-// networkFilter returns the no-network seccomp filter for goarch, or an
-// error if goarch is not supported: then the no-network profiles cannot be
-// enforced and the helper refuses.
-func networkFilter(goarch string) ([]unix.SockFilter, error) {
+// networkFilter returns the no-network seccomp filter for goarch, refusing
+// AF_UNIX sockets too when denyUnix, or an error if goarch is not
+// supported: then the no-network profiles cannot be enforced and the helper
+// refuses.
+func networkFilter(goarch string, denyUnix bool) ([]unix.SockFilter, error) {
 	a, ok := seccompArches[goarch]
 	if !ok {
 		return nil, fmt.Errorf("no seccomp filter for %s (supported: amd64, arm64)", goarch)
@@ -96,7 +103,11 @@ func networkFilter(goarch string) ([]unix.SockFilter, error) {
 		bpfInsn{code: jeq, k: a.sysIOURing, jt: "enosys"},
 		bpfInsn{label: "allow", code: ret, k: seccompRetAllow},
 		bpfInsn{label: "socket", code: ldAbs, k: arg0},
-		bpfInsn{code: jeq, k: unix.AF_UNIX, jt: "family ok"},
+	)
+	if !denyUnix {
+		prog = append(prog, bpfInsn{code: jeq, k: unix.AF_UNIX, jt: "family ok"})
+	}
+	prog = append(prog,
 		bpfInsn{code: jeq, k: unix.AF_NETLINK, jt: "family ok"},
 		bpfInsn{code: ret, k: seccompRetEACCES},
 		bpfInsn{label: "family ok", code: ret, k: seccompRetAllow},

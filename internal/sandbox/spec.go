@@ -19,8 +19,29 @@ const ExecArg = "__sandbox-exec"
 // (see probe_linux.go) instead of executing a command.
 const probeArg = "--probe"
 
+// systemReadPaths are what every command may read and execute besides its
+// workspace: the programs, their libraries and /etc (without the paths the
+// hook hides). Missing ones are skipped. /proc, /sys, /run, /var, /tmp,
+// /home, /root and the rest are not readable.
+var systemReadPaths = []string{"/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc"}
+
+// Character devices: readable by every profile, writable by every profile
+// (/dev/null) or by the write profiles.
+var (
+	devRead      = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+	devAlways    = []string{"/dev/null"}
+	devWriteOnly = []string{"/dev/zero", "/dev/full"}
+)
+
+// sensitiveSystemFiles are files beneath the system paths that commands
+// never read, although the system paths are readable: secrets of the host
+// that a file mode keeps from an unprivileged agentd but not from one that
+// runs as root (whose commands keep uid 0, without capabilities).
+var sensitiveSystemFiles = []string{"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+	"/etc/sudoers", "/etc/sudoers.d", "/etc/ssh", "/etc/ssl/private", "/etc/security/opasswd"}
+
 // specVersion is the version of the spec format; the helper rejects others.
-const specVersion = 1
+const specVersion = 2
 
 // spec is what the helper needs to confine and execute one command. It
 // travels as a single argv element (base64url of its JSON), never through a
@@ -29,9 +50,13 @@ type spec struct {
 	Version   int      `json:"v"`
 	Profile   Profile  `json:"profile"`
 	Workspace string   `json:"workspace"`
-	Writable  []string `json:"writable,omitempty"` // extra writable directories
-	Hidden    []string `json:"hidden,omitempty"`   // paths nothing may read (but the workspace)
-	Path      string   `json:"path"`               // the program to execute
+	Writable  []string `json:"writable,omitempty"`  // extra writable directories
+	ReadOnly  []string `json:"read_only,omitempty"` // extra readable paths (sandbox.json's, the session's skills)
+	Hidden    []string `json:"hidden,omitempty"`    // paths nothing may read (but the workspace)
+	Path      string   `json:"path"`                // the program to execute
+	// ExtraFiles is how many descriptors after stderr (3, 4, ...) the
+	// command inherits from the helper, as exec.Cmd.ExtraFiles.
+	ExtraFiles int `json:"extra_files,omitempty"`
 }
 
 func (s spec) encode() string {
@@ -73,6 +98,14 @@ func (s spec) validate() error {
 		if !filepath.IsAbs(w) {
 			return fmt.Errorf("spec: writable directory %q is not an absolute path", w)
 		}
+	}
+	for _, r := range s.ReadOnly {
+		if !filepath.IsAbs(r) || r == "/" {
+			return fmt.Errorf("spec: read-only path %q is not an absolute path below /", r)
+		}
+	}
+	if s.ExtraFiles < 0 || s.ExtraFiles > 64 {
+		return fmt.Errorf("spec: %d extra files", s.ExtraFiles)
 	}
 	for _, h := range s.Hidden {
 		if !filepath.IsAbs(h) || h == "/" {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +32,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/workspace"
 )
 
 // Errors callers branch on.
@@ -766,17 +768,36 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 func (p *Pool) Close() error { return p.Shutdown(context.Background()) }
 
 // spill saves a long tool result in the session's workspace and returns its
-// path relative to the workspace, which read_file accepts.
+// path relative to the workspace, which read_file accepts. It writes
+// through the workspace's os.Root: the session's commands own the
+// workspace, and a link they plant (.agentd/tool-outputs -> another
+// session's workspace) must not carry agentd's own, unconfined write out
+// of it. The file is always a new one (O_EXCL): a FIFO or a link planted
+// under the expected name is never opened, it only makes the name change.
 func spill(dir, callID, content string) (string, error) {
-	name := safeName(callID) + ".txt"
-	rel := filepath.Join(".agentd", "tool-outputs", name)
-	if err := os.MkdirAll(filepath.Join(dir, ".agentd", "tool-outputs"), 0o700); err != nil {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, rel), []byte(content), 0o600); err != nil {
+	defer root.Close()
+	outputs := filepath.Join(".agentd", "tool-outputs")
+	if err := workspace.EnsureDir(root, outputs, 0o700); err != nil {
 		return "", err
 	}
-	return rel, nil
+	rel := filepath.Join(outputs, safeName(callID)+".txt")
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		rel = filepath.Join(outputs, safeName(callID)+"-"+safeName(agent.NewCallID())+".txt")
+		f, err = root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return rel, err
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_-]`)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/workspace"
 )
 
 // backgroundDir holds the logs of background commands, inside the workspace.
@@ -64,6 +65,12 @@ func (s *Set) runShell(ctx context.Context, c agent.Call, a args) (string, error
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir = cwd
 	cmd.Env = s.childEnv(cwd)
+	if s.cfg.TempDir != "" {
+		if err := workspace.EnsureDir(s.root, s.cfg.TempDir, 0o700); err != nil {
+			return "", fmt.Errorf("command refused, nothing was run: make the session's TMPDIR: %w", err)
+		}
+		cmd.Env = append(cmd.Env, "TMPDIR="+filepath.Join(s.dir, s.cfg.TempDir))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if background {
 		return s.startBackground(cmd)
@@ -72,8 +79,7 @@ func (s *Set) runShell(ctx context.Context, c agent.Call, a args) (string, error
 }
 
 // childEnv is the environment of a shell command: Config.Env scrubbed
-// (see ScrubbedEnv), with PWD set to cwd. HOME, TMPDIR and everything else
-// are kept.
+// (see ScrubbedEnv), with PWD set to cwd.
 func (s *Set) childEnv(cwd string) []string {
 	return append(ScrubbedEnv(s.cfg.Env(), s.cfg.ScrubEnv), "PWD="+cwd)
 }
@@ -263,7 +269,7 @@ func signalGroup(pgid int, sig syscall.Signal) {
 // output going to a log file under backgroundDir, and returns at once. The
 // command runs until it ends by itself or the Set closes.
 func (s *Set) startBackground(cmd *exec.Cmd) (string, error) {
-	if err := s.root.MkdirAll(backgroundDir, 0o700); err != nil {
+	if err := workspace.EnsureDir(s.root, backgroundDir, 0o700); err != nil {
 		return "", s.fsError(backgroundDir, err)
 	}
 	logRel := fmt.Sprintf("%s/%s-%s.log", backgroundDir, time.Now().UTC().Format("20060102T150405Z"), randomHex(4))
@@ -290,7 +296,8 @@ func (s *Set) startBackground(cmd *exec.Cmd) (string, error) {
 	pgid := cmd.Process.Pid
 	go s.superviseBackground(pgid, startWaiter(cmd))
 	return fmt.Sprintf("Background command started.\nPGID: %d\nLog: %s (stdout and stderr; read it with read_file)\n"+
-		"To stop it: kill -- -%d\nIt is stopped when the session ends.\n", pgid, logRel, pgid), nil
+		"It runs until it exits or the session ends; a later command cannot signal it when commands are sandboxed, "+
+		"each in its own sandbox.\n", pgid, logRel), nil
 }
 
 // superviseBackground keeps a background command's leader unreaped until the

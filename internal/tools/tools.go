@@ -59,6 +59,11 @@ type Config struct {
 	// Env returns the environment shell commands start from, before
 	// scrubbing. Nil means os.Environ.
 	Env func() []string
+	// TempDir, if set, is a directory relative to the workspace that is
+	// made (through the workspace's os.Root, so never through a link the
+	// session planted) before each shell command and exported to it as
+	// TMPDIR.
+	TempDir string
 	// PrepareShell, if set, is called with every shell command just before
 	// it starts (foreground and background), after its path, args, dir, env,
 	// process group and output are set. A sandbox uses it to confine the

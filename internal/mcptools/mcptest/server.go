@@ -13,6 +13,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -20,11 +22,12 @@ import (
 
 // Probe is the JSON answer of the probe tool.
 type Probe struct {
-	Dir       string `json:"dir"`
-	PID       int    `json:"pid"`
-	OpenAIKey bool   `json:"openai_key"` // OPENAI_API_KEY is set
-	Write     string `json:"write"`      // "ok" or the error
-	Read      string `json:"read"`       // "ok" or the error
+	Dir       string   `json:"dir"`
+	PID       int      `json:"pid"`
+	OpenAIKey bool     `json:"openai_key"` // OPENAI_API_KEY is set
+	Write     string   `json:"write"`      // "ok" or the error
+	Read      string   `json:"read"`       // "ok" or the error
+	Env       []string `json:"env"`        // the names of its environment variables, sorted
 }
 
 // New returns the server.
@@ -40,6 +43,11 @@ func New() *server.MCPServer {
 			p := Probe{PID: os.Getpid()}
 			p.Dir, _ = os.Getwd()
 			_, p.OpenAIKey = os.LookupEnv("OPENAI_API_KEY")
+			for _, kv := range os.Environ() {
+				name, _, _ := strings.Cut(kv, "=")
+				p.Env = append(p.Env, name)
+			}
+			sort.Strings(p.Env)
 			if f := req.GetString("write", ""); f != "" {
 				p.Write = outcome(os.WriteFile(f, []byte("written by fakemcp\n"), 0o644))
 			}
