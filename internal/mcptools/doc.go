@@ -82,10 +82,10 @@
 // # Processes
 //
 // A stdio server starts from the caller's base environment (os.Environ by
-// default) without the provider keys of tools.DefaultScrubEnv and every
-// AGENTD_* and *_API_KEY variable, as shell commands do, then the server's
-// own env is applied on top (so an explicit GITHUB_TOKEN or
-// SOME_API_KEY is passed). It runs in the tenant's directory (Options.Dir;
+// default; agentd passes the sandbox's allowlist, sandbox.CommandEnv)
+// without the provider keys of tools.DefaultScrubEnv and every AGENTD_* and
+// *_API_KEY variable, as shell commands do, then the server's own env is
+// applied on top (so an explicit GITHUB_TOKEN or SOME_API_KEY is passed). It runs in the tenant's directory (Options.Dir;
 // a relative cwd is relative to it) and in its own process group. Its
 // stderr is logged line by line (cut at 2 KiB, at most 300 lines a
 // minute), never copied to agentd's stdout or stderr. agentd uses its own

@@ -1,9 +1,13 @@
-// Package sandbox confines every run_shell_command with the Linux kernel,
-// following Agentao's sandbox.json profiles, and fails closed.
+// Package sandbox confines every run_shell_command and MCP stdio server
+// with the Linux kernel, following Agentao's sandbox.json profiles, and
+// fails closed. The threat model and each guarantee are in
+// docs/security.md.
 //
 // # Configuration
 //
-// [Load] and [Parse] read Agentao's flat sandbox.json schema. Anything
+// [Load] and [Parse] read Agentao's flat sandbox.json schema, plus an
+// optional "profiles" object that gives a built-in profile extra
+// read-only paths and environment variables ([ProfileSettings]). Anything
 // malformed (bad JSON, a wrong type, an unknown or duplicated field, an
 // unknown profile name, profiles_dir or workspace_root set) is an error that
 // names the field; a missing file means the defaults: enabled, with the
@@ -11,32 +15,45 @@
 //
 // # Profiles
 //
-// Reads and exec are allowed everywhere, as in Agentao's profiles.
+// Every profile reads only the workspace, the system paths (/bin /sbin /usr
+// /lib* /etc), /dev/{null,zero,full,random,urandom} and the extra read-only
+// paths; never /proc, /tmp or what the caller hides ([Confine]).
 //
-//   - [Readonly]: no writes anywhere except /dev/null; no network.
-//   - [WorkspaceWrite]: writes only in the session's workspace, the extra
-//     writable directories the server names, /tmp, and the character
-//     devices /dev/null, /dev/zero and /dev/full; network allowed.
+//   - [Readonly]: no writes but /dev/null; no network.
+//   - [WorkspaceWrite]: writes in the workspace and the extra writable
+//     directories (and /dev/null, /dev/zero, /dev/full); network allowed.
 //   - [WorkspaceWriteNoNetwork]: the same writes, no network.
+//
+// Under every profile a command can neither signal nor connect to an
+// abstract UNIX socket of a process outside its own sandbox.
 //
 // # Enforcement
 //
-// [Policy.Hook] returns the function internal/tools calls as
+// [Policy.HookWith] returns the function internal/tools calls as
 // Config.PrepareShell. It rewrites the command to re-execute the agentd
 // binary as a helper:
 //
 //	<self> __sandbox-exec <spec> -- <original argv...>
 //
 // where <spec> is one argv element, base64url (unpadded) of a JSON object
-// {"v":1,"profile":…,"workspace":…,"writable":[…],"path":…}; "path" is the
-// program to execute, the argv after "--" is passed to it unchanged, and the
-// environment is passed through unchanged. The helper ([ExecMain]) locks its
-// OS thread, sets no_new_privs, drops every capability, applies a Landlock
-// ruleset and, for the no-network profiles, a seccomp filter, then execve's
-// the command from that thread, so only the command (and its children) is
-// confined, never the server. Landlock is strict: if the kernel's Landlock ABI
-// cannot enforce what the profile needs, the helper exits 125 and the
-// command never runs.
+// {"v":2,"profile":…,"workspace":…,"writable":[…],"read_only":[…],
+// "hidden":[…],"path":…,"extra_files":n}; "path" is the program to execute,
+// the argv after "--" is passed to it unchanged, and so are the
+// environment, the working directory and descriptors 0-2 (and extra_files
+// more). The helper ([ExecMain]) builds a Landlock ruleset with go-landlock,
+// confines one locked thread (no_new_privs, no capabilities, the ruleset,
+// and a seccomp filter for the no-network profiles), starts the command
+// from that thread and lets the thread exit: the command is confined, the
+// helper's remaining threads are not, and so the command cannot signal or
+// trace its helper. The helper stays as the command's parent and child
+// subreaper until every process the command started is gone: when the
+// command's first process exits, or the helper gets SIGTERM (its
+// parent-death signal, sent when agentd dies, kill -9 included), it kills
+// all of them, setsid daemons included, and exits with the command's status
+// (or dies of the same signal). It leaves the command's process group, so
+// agentd's signals to the group reach the command only. Landlock is strict:
+// if the kernel's Landlock ABI cannot enforce what the profile needs (ABI 6),
+// the helper exits 125 and the command never runs.
 //
 // The helper's own failures are reported on stderr with the prefix
 // "agentd sandbox:" and the exit codes of docker run: 125 when the sandbox
@@ -46,8 +63,11 @@
 // # Fail closed
 //
 // [Preflight] proves, on the running kernel, that each profile confines a
-// real command (a write outside the workspace fails, a TCP connect fails
-// under no-network, ...) and records its [Report] in the Policy. The hook
+// real command (reads and writes outside fail, /proc and /tmp are closed,
+// agentd and the helper cannot be signalled, UNIX sockets outside are out of
+// reach, a TCP connect fails under no-network, no capabilities are left, a
+// setsid daemon dies with its command) and records its [Report] in the
+// Policy, with per profile the guarantees the kernel enforces. The hook
 // refuses to run anything, with an error wrapping [ErrMisconfigured], when
 // the policy could not be loaded ([Refuse]), the profile is unknown,
 // Preflight has not run, or the profile failed its preflight. A policy with
@@ -55,16 +75,12 @@
 //
 // # Limits
 //
-// Reads are allowed everywhere: a command can read other sessions'
-// workspaces and agentd's data directory (not agentd's own environment or
-// memory through /proc: Landlock denies ptrace-class access to processes
-// outside the sandbox). /tmp is shared by all sessions. Landlock does not
-// restrict chmod, chown, utime, setxattr or stat outside the workspace
-// (dropping capabilities limits chown and the rest to files the user owns).
-// Signals are not scoped, so a command can signal any process of agentd's
-// user, agentd included: scoping them would stop a later command from
-// killing an earlier background one. Pathname UNIX sockets outside the
-// sandbox (e.g. /var/run/docker.sock) stay reachable below Landlock ABI 9.
+// Landlock does not restrict chmod, chown, utime, setxattr or stat outside
+// the workspace (dropping capabilities limits chown and the rest to files
+// the user owns). Pathname UNIX sockets outside the workspace stay reachable
+// under the network profile below Landlock ABI 9 (the report says so). A
+// helper killed with SIGKILL by someone other than agentd (the OOM killer,
+// an operator) leaves its command's processes to the next subreaper.
 //
 // The package has no package-level mutable state. A Policy is safe for
 // concurrent use.

@@ -383,6 +383,10 @@ func TestHookRefuses(t *testing.T) {
 		t.Fatalf("Preflight with /bin/false as the helper = OK; want failures:\n%s", r)
 	}
 	_, loadErr := sandbox.Parse([]byte(`{"default_profile": "workspace-rw"}`))
+	exposing, err := sandbox.Parse([]byte(`{"profiles": {"workspace-write-no-network": {"read_only_paths": ["/srv/agentd"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		hook func(*exec.Cmd) error
@@ -397,6 +401,12 @@ func TestHookRefuses(t *testing.T) {
 		{"relative workspace", preflighted(t).Hook(self(t), "ws", "run_shell_command", ""), `workspace "ws" is not an absolute path`},
 		{"missing workspace", preflighted(t).Hook(self(t), ws+"/nope", "run_shell_command", ""), "no such file"},
 		{"relative writable", preflighted(t).Hook(self(t), ws, "run_shell_command", "", "cache"), `writable directory "cache" is not an absolute path`},
+		{"relative read-only", preflighted(t).HookWith(self(t), ws, "run_shell_command", "", sandbox.Confine{ReadOnly: []string{"skills"}}), `read-only path "skills" is not an absolute path`},
+		{"hidden /", preflighted(t).HookWith(self(t), ws, "run_shell_command", "", sandbox.Confine{Hidden: []string{"/"}}), `hidden path "/" is not an absolute path below /`},
+		{"read_only_paths exposing the data directory", exposing.HookWith(self(t), ws, "run_shell_command", "", sandbox.Confine{Hidden: []string{"/srv/agentd/data"}}),
+			"profiles.workspace-write-no-network.read_only_paths: /srv/agentd would expose /srv/agentd/data"},
+		{"read_only_paths inside the keys file's directory", exposing.HookWith(self(t), ws, "run_shell_command", "", sandbox.Confine{Hidden: []string{"/srv"}}),
+			"/srv/agentd would expose /srv"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -411,6 +421,29 @@ func TestHookRefuses(t *testing.T) {
 				t.Errorf("refused command rewritten to %q %q", cmd.Path, cmd.Args)
 			}
 		})
+	}
+}
+
+// TestPreflightMissingReadOnlyPath: a read_only_paths entry that does not
+// exist fails its profile's preflight, naming the path; the other profiles
+// are fine.
+func TestPreflightMissingReadOnlyPath(t *testing.T) {
+	p, err := sandbox.Parse([]byte(`{"profiles": {"readonly": {"read_only_paths": ["/nonexistent/toolchain"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sandbox.Preflight(t.Context(), self(t), p)
+	for _, pr := range r.Profiles {
+		if pr.Profile == sandbox.Readonly {
+			if pr.OK || !strings.Contains(pr.Problem, "/nonexistent/toolchain") {
+				t.Errorf("readonly: OK %v, problem %q; want refused, naming the path", pr.OK, pr.Problem)
+			}
+		} else if !pr.OK {
+			t.Errorf("%s: %s; want OK", pr.Profile, pr.Problem)
+		}
+	}
+	if !r.OK() || !strings.Contains(r.String(), "readonly: REFUSED") {
+		t.Errorf("report OK %v (readonly is not in use), %q; want OK and readonly REFUSED", r.OK(), r)
 	}
 }
 

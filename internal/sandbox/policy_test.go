@@ -28,6 +28,8 @@ func TestParseGood(t *testing.T) {
 		{"explicit nulls", `{"platform": null, "default_profile": null, "rules": null}`, true, "", sandbox.WorkspaceWriteNoNetwork, nil},
 		{"readonly default", `{"enabled": true, "platform": "linux", "default_profile": "readonly", "rules": []}`,
 			true, "linux", sandbox.Readonly, nil},
+		{"profile settings", `{"profiles": {"workspace-write": {"env": ["HTTPS_PROXY"], "read_only_paths": ["/opt/tools"]}, "readonly": {}}}`,
+			true, "", sandbox.WorkspaceWriteNoNetwork, nil},
 		{"several rules", `{"rules": [{"profile": "readonly", "tool": "a"}, {"tool": "b", "profile": "workspace-write"}]}`,
 			true, "", sandbox.WorkspaceWriteNoNetwork,
 			[]sandbox.Rule{{Tool: "a", Profile: sandbox.Readonly}, {Tool: "b", Profile: sandbox.WorkspaceWrite}}},
@@ -59,7 +61,18 @@ func TestParseBad(t *testing.T) {
 		{"trailing data", `{} {}`, "invalid JSON"},
 		{"not an object", `["enabled"]`, "must be a JSON object, not array"},
 		{"null document", `null`, "must be a JSON object, not null"},
-		{"unknown field", `{"enable": true}`, "enable: unknown field; known: enabled, platform, default_profile, rules, profiles_dir, workspace_root"},
+		{"unknown field", `{"enable": true}`, "enable: unknown field; known: enabled, platform, default_profile, rules, profiles_dir, workspace_root, profiles"},
+		{"profiles not an object", `{"profiles": []}`, "profiles: must be a JSON object, not array"},
+		{"profiles unknown profile", `{"profiles": {"wide-open": {}}}`, `profiles.wide-open: unknown profile "wide-open"`},
+		{"profiles unknown field", `{"profiles": {"readonly": {"network": true}}}`, "profiles.readonly.network: unknown field; known: env, read_only_paths"},
+		{"profiles env not a list", `{"profiles": {"readonly": {"env": "HOME"}}}`, "profiles.readonly.env: must be an array of strings, not string"},
+		{"profiles env number", `{"profiles": {"readonly": {"env": [1]}}}`, "profiles.readonly.env[0]: must be a string, not number"},
+		{"profiles env agentd's", `{"profiles": {"readonly": {"env": ["AGENTD_API_KEYS"]}}}`, "profiles.readonly.env[0]: AGENTD_API_KEYS: agentd's own settings"},
+		{"profiles env provider key", `{"profiles": {"readonly": {"env": ["OPENAI_API_KEY"]}}}`, "never passed to commands"},
+		{"profiles env twice", `{"profiles": {"readonly": {"env": ["A", "A"]}}}`, `profiles.readonly.env[1]: "A" is listed twice`},
+		{"profiles relative path", `{"profiles": {"readonly": {"read_only_paths": ["opt"]}}}`, `profiles.readonly.read_only_paths[0]: "opt" is not an absolute path`},
+		{"profiles unclean path", `{"profiles": {"readonly": {"read_only_paths": ["/opt/../etc"]}}}`, `is not a clean path; write "/etc"`},
+		{"profiles root path", `{"profiles": {"readonly": {"read_only_paths": ["/"]}}}`, `"/" would make every file readable`},
 		{"Appendix B nested shape", `{"shell": {"allow_network": false}}`, "shell: unknown field"},
 		{"duplicate field", `{"enabled": true, "enabled": false}`, "enabled: duplicate field"},
 		{"duplicate field in a rule", `{"rules": [{"tool": "a", "profile": "readonly", "tool": "b"}]}`, "rules[0].tool: duplicate field"},
@@ -187,5 +200,23 @@ func TestParseProfile(t *testing.T) {
 	}
 	if got, err := sandbox.ParseProfile("workspace_write"); err == nil {
 		t.Errorf("ParseProfile(workspace_write) = %q; want an error", got)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	p, err := sandbox.Parse([]byte(`{"profiles": {"workspace-write": {"env": ["HTTPS_PROXY", "NO_PROXY"], "read_only_paths": ["/opt/tools"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Settings(sandbox.WorkspaceWrite)
+	if !slices.Equal(got.Env, []string{"HTTPS_PROXY", "NO_PROXY"}) || !slices.Equal(got.ReadOnlyPaths, []string{"/opt/tools"}) {
+		t.Errorf("Settings(workspace-write) = %+v; want the named env and path", got)
+	}
+	if got := p.Settings(sandbox.Readonly); got.Env != nil || got.ReadOnlyPaths != nil {
+		t.Errorf("Settings(readonly) = %+v; want none", got)
+	}
+	got.Env[0] = "CHANGED"
+	if p.Settings(sandbox.WorkspaceWrite).Env[0] != "HTTPS_PROXY" {
+		t.Errorf("Settings returned the policy's own slice; want a copy")
 	}
 }

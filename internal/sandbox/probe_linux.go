@@ -20,12 +20,13 @@ import (
 //
 //	<self> __sandbox-exec <spec> -- <self> __sandbox-exec --probe <probe spec>
 //
-// The outer helper confines itself and execs the inner one, which inherits
-// the confinement, tries each operation and prints one JSON object mapping
-// each check to "ok" or the errno name it failed with (e.g. "EACCES"). It
-// judges nothing: Preflight compares the results with what the profile
-// promises. The probe only touches the paths it is given, so running it
-// unconfined is harmless.
+// The helper starts the inner one (the agentd binary, made readable for the
+// probe's run only) confined, as it would any command; the probe tries each
+// operation and prints one JSON object mapping each check to "ok" or the
+// errno name it failed with (e.g. "EACCES"), and leaves a setsid daemon
+// behind whose PID it reports. It judges nothing: Preflight compares the
+// results with what the profile promises. The probe only touches the paths
+// it is given, so running it unconfined is harmless.
 
 func probeMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
