@@ -42,10 +42,11 @@
 // environment, the working directory and descriptors 0-2 (and extra_files
 // more). The helper ([ExecMain]) builds a Landlock ruleset with go-landlock,
 // confines one locked thread (no_new_privs, no capabilities, the ruleset,
-// and a seccomp filter for the no-network profiles), starts the command
-// from that thread and lets the thread exit: the command is confined, the
-// helper's remaining threads are not, and so the command cannot signal or
-// trace its helper. The helper stays as the command's parent and child
+// and a seccomp filter: socket families for the no-network profiles, and
+// for every profile no thread-directed signal or trace aimed at that very
+// thread), starts the command from that thread and lets the thread exit:
+// the command is confined, the helper's remaining threads are not, and so
+// the command can neither signal nor trace its helper. The helper stays as the command's parent and child
 // subreaper until every process the command started is gone: when the
 // command's first process exits, or the helper gets SIGTERM (its
 // parent-death signal, sent when agentd dies, kill -9 included), it kills

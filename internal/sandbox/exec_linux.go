@@ -47,7 +47,7 @@ func ExecMain(args []string, stderr io.Writer) int {
 	// process group (which the helper joins, below): agentd decides what
 	// happens to commands, so they are caught and dropped. Caught, not
 	// ignored: an ignored signal would stay ignored in the command.
-	signal.Notify(make(chan os.Signal, 1), unix.SIGINT, unix.SIGQUIT, unix.SIGHUP)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
 
 	if len(args) > 0 && args[0] == probeArg {
 		return probeMain(args[1:], os.Stdout, stderr)
@@ -69,7 +69,7 @@ func setParentDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGTER
 type confinement struct {
 	rulesetFD int
 	flags     uint32
-	filter    []unix.SockFilter // nil: no seccomp filter
+	filter    filterOptions // the thread's ID is added by apply
 }
 
 // prepareConfinement checks s and builds its Landlock ruleset and seccomp
@@ -92,11 +92,9 @@ func prepareConfinement(s spec) (confinement, error) {
 	if err != nil {
 		return confinement{}, err
 	}
-	c := confinement{rulesetFD: -1}
-	if !s.Profile.Network() {
-		if c.filter, err = networkFilter(runtime.GOARCH, plan.denyUnixSockets); err != nil {
-			return confinement{}, err
-		}
+	c := confinement{rulesetFD: -1, filter: filterOptions{noNetwork: !s.Profile.Network(), denyUnix: plan.denyUnixSockets}}
+	if _, err := commandFilter(runtime.GOARCH, c.filter); err != nil { // fail before anything is applied
+		return confinement{}, err
 	}
 	if c.rulesetFD, c.flags, err = plan.rulesetFD(); err != nil {
 		return confinement{}, err
@@ -110,6 +108,11 @@ func prepareConfinement(s spec) (confinement, error) {
 // loading kernel modules, rebooting, changing owners or reconfiguring the
 // network.
 func (c confinement) apply() error {
+	c.filter.thread = uint32(unix.Gettid())
+	filter, err := commandFilter(runtime.GOARCH, c.filter)
+	if err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %v", err)
 	}
@@ -119,12 +122,7 @@ func (c confinement) apply() error {
 	if err := ll.LandlockRestrictSelf(c.rulesetFD, c.flags); err != nil {
 		return fmt.Errorf("landlock_restrict_self: %v", err)
 	}
-	if c.filter != nil {
-		if err := installSeccomp(c.filter); err != nil {
-			return err
-		}
-	}
-	return nil
+	return installSeccomp(filter)
 }
 
 // supervise runs argv under s and waits for it and everything it starts.

@@ -56,62 +56,90 @@ func seccompData(nr, arch uint32, arg0 uint64) []byte {
 	return b
 }
 
-func TestNetworkFilter(t *testing.T) {
+// seccompData2 lays out struct seccomp_data with two arguments.
+func seccompData2(nr, arch uint32, arg0, arg1 uint64) []byte {
+	b := seccompData(nr, arch, arg0)
+	binary.LittleEndian.PutUint64(b[24:], arg1)
+	return b
+}
+
+func TestCommandFilter(t *testing.T) {
 	const (
 		amd64, arm64 = unix.AUDIT_ARCH_X86_64, unix.AUDIT_ARCH_AARCH64
 		i386, arm    = unix.AUDIT_ARCH_I386, unix.AUDIT_ARCH_ARM
 		eacces       = seccompRetEACCES
 		enosys       = seccompRetENOSYS
+		eperm        = seccompRetEPERM
 		allow        = seccompRetAllow
 		kill         = seccompRetKill
+		tid          = 4242
 	)
+	noNet := filterOptions{noNetwork: true, thread: tid}
+	noUnix := filterOptions{noNetwork: true, denyUnix: true, thread: tid}
+	net := filterOptions{thread: tid}
 	tests := []struct {
-		name     string
-		goarch   string
-		denyUnix bool
-		nr       uint32
-		arch     uint32
-		arg0     uint64
-		want     uint32
+		name       string
+		goarch     string
+		o          filterOptions
+		nr         uint32
+		arch       uint32
+		arg0, arg1 uint64
+		want       uint32
 	}{
-		{"socket(AF_INET)", "amd64", false, 41, amd64, unix.AF_INET, eacces},
-		{"socket(AF_INET6)", "amd64", false, 41, amd64, unix.AF_INET6, eacces},
-		{"socket(AF_PACKET)", "amd64", false, 41, amd64, unix.AF_PACKET, eacces},
-		{"socket(AF_VSOCK)", "amd64", false, 41, amd64, unix.AF_VSOCK, eacces},
-		{"socket(AF_UNIX)", "amd64", false, 41, amd64, unix.AF_UNIX, allow},
-		{"socket(AF_UNIX), refused below Landlock ABI 9", "amd64", true, 41, amd64, unix.AF_UNIX, eacces},
-		{"socket(AF_NETLINK)", "amd64", false, 41, amd64, unix.AF_NETLINK, allow},
-		{"socket(AF_NETLINK), AF_UNIX refused", "amd64", true, 41, amd64, unix.AF_NETLINK, allow},
-		{"socketpair(AF_UNIX) stays allowed", "amd64", true, 53, amd64, unix.AF_UNIX, allow},
-		{"socket(AF_UNIX + high bits): the kernel reads an int", "amd64", false, 41, amd64, 1<<32 | unix.AF_UNIX, allow},
-		{"socket(AF_UNIX + high bits), AF_UNIX refused", "amd64", true, 41, amd64, 1<<32 | unix.AF_UNIX, eacces},
-		{"socket(AF_INET + high bits)", "amd64", false, 41, amd64, 1<<32 | unix.AF_INET, eacces},
-		{"io_uring_setup", "amd64", false, 425, amd64, 0, enosys},
-		{"read", "amd64", false, 0, amd64, unix.AF_INET, allow},
-		{"connect", "amd64", false, 42, amd64, 3, allow},
-		{"x32 socket", "amd64", false, x32SyscallBit | 41, amd64, unix.AF_INET, kill},
-		{"x32 read", "amd64", false, x32SyscallBit, amd64, 0, kill},
-		{"i386 ABI (int 0x80)", "amd64", false, 102, i386, 1, kill},
-		{"arm64 socket(AF_INET)", "arm64", false, 198, arm64, unix.AF_INET, eacces},
-		{"arm64 socket(AF_PACKET)", "arm64", false, 198, arm64, unix.AF_PACKET, eacces},
-		{"arm64 socket(AF_UNIX)", "arm64", false, 198, arm64, unix.AF_UNIX, allow},
-		{"arm64 socket(AF_UNIX), refused", "arm64", true, 198, arm64, unix.AF_UNIX, eacces},
-		{"arm64 io_uring_setup", "arm64", false, 425, arm64, 0, enosys},
-		{"arm64 nr 41 is not socket", "arm64", false, 41, arm64, unix.AF_INET, allow},
-		{"arm64 filter, amd64 call", "arm64", false, 41, amd64, unix.AF_INET, kill},
-		{"arm32 compat", "arm64", false, 281, arm, unix.AF_INET, kill},
+		{"socket(AF_INET)", "amd64", noNet, 41, amd64, unix.AF_INET, 0, eacces},
+		{"socket(AF_INET6)", "amd64", noNet, 41, amd64, unix.AF_INET6, 0, eacces},
+		{"socket(AF_PACKET)", "amd64", noNet, 41, amd64, unix.AF_PACKET, 0, eacces},
+		{"socket(AF_VSOCK)", "amd64", noNet, 41, amd64, unix.AF_VSOCK, 0, eacces},
+		{"socket(AF_UNIX)", "amd64", noNet, 41, amd64, unix.AF_UNIX, 0, allow},
+		{"socket(AF_UNIX), refused below Landlock ABI 9", "amd64", noUnix, 41, amd64, unix.AF_UNIX, 0, eacces},
+		{"socket(AF_NETLINK)", "amd64", noNet, 41, amd64, unix.AF_NETLINK, 0, allow},
+		{"socket(AF_NETLINK), AF_UNIX refused", "amd64", noUnix, 41, amd64, unix.AF_NETLINK, 0, allow},
+		{"socketpair(AF_UNIX) stays allowed", "amd64", noUnix, 53, amd64, unix.AF_UNIX, 0, allow},
+		{"socket(AF_UNIX + high bits): the kernel reads an int", "amd64", noNet, 41, amd64, 1<<32 | unix.AF_UNIX, 0, allow},
+		{"socket(AF_UNIX + high bits), AF_UNIX refused", "amd64", noUnix, 41, amd64, 1<<32 | unix.AF_UNIX, 0, eacces},
+		{"socket(AF_INET + high bits)", "amd64", noNet, 41, amd64, 1<<32 | unix.AF_INET, 0, eacces},
+		{"io_uring_setup", "amd64", noNet, 425, amd64, 0, 0, enosys},
+		{"network profile: socket(AF_INET)", "amd64", net, 41, amd64, unix.AF_INET, 0, allow},
+		{"network profile: io_uring_setup", "amd64", net, 425, amd64, 0, 0, allow},
+		{"read", "amd64", noNet, 0, amd64, unix.AF_INET, 0, allow},
+		{"connect", "amd64", noNet, 42, amd64, 3, 0, allow},
+		{"tkill(helper thread)", "amd64", net, 200, amd64, tid, 9, eperm},
+		{"tkill(own thread)", "amd64", net, 200, amd64, tid + 1, 9, allow},
+		{"tgkill(helper, helper thread)", "amd64", noNet, 234, amd64, 17, tid, eperm},
+		{"tgkill(own)", "amd64", noNet, 234, amd64, tid, tid + 1, allow},
+		{"rt_tgsigqueueinfo(helper thread)", "amd64", net, 297, amd64, 17, tid, eperm},
+		{"pidfd_open(helper thread)", "amd64", net, 434, amd64, tid, 0, eperm},
+		{"pidfd_open(own child)", "amd64", net, 434, amd64, tid + 7, 0, allow},
+		{"ptrace(ATTACH, helper thread)", "amd64", net, 101, amd64, unix.PTRACE_ATTACH, tid, eperm},
+		{"ptrace(TRACEME)", "amd64", net, 101, amd64, unix.PTRACE_TRACEME, 0, allow},
+		{"process_vm_writev(helper thread)", "amd64", net, 311, amd64, tid, 0, eperm},
+		{"kill(helper thread ID): Landlock's, and ESRCH for a thread", "amd64", net, 62, amd64, tid, 9, allow},
+		{"x32 socket", "amd64", noNet, x32SyscallBit | 41, amd64, unix.AF_INET, 0, kill},
+		{"x32 read", "amd64", net, x32SyscallBit, amd64, 0, 0, kill},
+		{"i386 ABI (int 0x80)", "amd64", net, 102, i386, 1, 0, kill},
+		{"arm64 socket(AF_INET)", "arm64", noNet, 198, arm64, unix.AF_INET, 0, eacces},
+		{"arm64 socket(AF_PACKET)", "arm64", noNet, 198, arm64, unix.AF_PACKET, 0, eacces},
+		{"arm64 socket(AF_UNIX)", "arm64", noNet, 198, arm64, unix.AF_UNIX, 0, allow},
+		{"arm64 socket(AF_UNIX), refused", "arm64", noUnix, 198, arm64, unix.AF_UNIX, 0, eacces},
+		{"arm64 io_uring_setup", "arm64", noNet, 425, arm64, 0, 0, enosys},
+		{"arm64 nr 41 is not socket", "arm64", noNet, 41, arm64, unix.AF_INET, 0, allow},
+		{"arm64 tgkill(helper thread)", "arm64", net, 131, arm64, 17, tid, eperm},
+		{"arm64 tkill(helper thread)", "arm64", net, 130, arm64, tid, 9, eperm},
+		{"arm64 ptrace(helper thread)", "arm64", net, 117, arm64, unix.PTRACE_SEIZE, tid, eperm},
+		{"arm64 filter, amd64 call", "arm64", noNet, 41, amd64, unix.AF_INET, 0, kill},
+		{"arm32 compat", "arm64", net, 281, arm, unix.AF_INET, 0, kill},
 	}
 	for _, tc := range tests {
-		prog, err := networkFilter(tc.goarch, tc.denyUnix)
+		prog, err := commandFilter(tc.goarch, tc.o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := runBPF(t, prog, seccompData(tc.nr, tc.arch, tc.arg0)); got != tc.want {
+		if got := runBPF(t, prog, seccompData2(tc.nr, tc.arch, tc.arg0, tc.arg1)); got != tc.want {
 			t.Errorf("%s: %s filter returns %#x; want %#x", tc.name, tc.goarch, got, tc.want)
 		}
 	}
-	if _, err := networkFilter("riscv64", false); err == nil {
-		t.Errorf("networkFilter(riscv64) = nil error; want an error (fail closed)")
+	if _, err := commandFilter("riscv64", net); err == nil {
+		t.Errorf("commandFilter(riscv64) = nil error; want an error (fail closed)")
 	}
 }
 

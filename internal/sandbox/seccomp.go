@@ -8,26 +8,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The no-network profiles add a seccomp-bpf filter to Landlock, which only
-// handles TCP bind/connect (and UDP from ABI 10): socket(2) fails with
-// EACCES for every address family except AF_UNIX and AF_NETLINK, so UDP,
-// raw, packet, vsock, SCTP, MPTCP, ... sockets cannot even be created. On a
-// kernel whose Landlock cannot restrict connect(2) to pathname UNIX sockets
-// (ABI < 9), AF_UNIX is refused too: otherwise a command could reach any
-// socket file it can name (a mounted docker.sock, say). socketpair(2) stays
-// allowed: it connects nothing outside the command. The filter is written
-// by hand (no seccomp library is in the module, and this one is a dozen
+// Every command gets a seccomp-bpf filter beside Landlock, written by hand
+// (no seccomp library is in the module, and this one is a few dozen
 // instructions with its own table test), as classic BPF over struct
-// seccomp_data:
+// seccomp_data. It does two things.
+//
+// It guards the helper's starting thread. The command is started from a
+// helper thread that is confined like the command, in the same Landlock
+// domain, for the microseconds until that thread exits; a thread-directed
+// signal (tkill, tgkill, rt_tgsigqueueinfo, a pidfd_open'ed thread),
+// ptrace or process_vm_* aimed at that thread's ID would reach the helper,
+// so those calls fail with EPERM when they name it. (Process-directed
+// signals and everything aimed at the helper's other threads are Landlock's
+// to refuse: they are outside the command's domain.)
+//
+// For the no-network profiles it also narrows sockets: Landlock only
+// handles TCP bind/connect (and UDP from ABI 10), so socket(2) fails with
+// EACCES for every address family except AF_UNIX and AF_NETLINK, and UDP,
+// raw, packet, vsock, SCTP, MPTCP, ... sockets cannot even be created;
+// io_uring, which can make sockets without socket(2), is ENOSYS. On a kernel
+// whose Landlock cannot restrict connect(2) to pathname UNIX sockets (ABI <
+// 9), AF_UNIX is refused too: otherwise a command could reach any socket
+// file it can name (a mounted docker.sock, say). socketpair(2) stays
+// allowed: it connects nothing outside the command.
 //
 //	ld  [4]                   ; arch
 //	jeq #AUDIT_ARCH, ok, kill ; a foreign syscall ABI (i386 int 0x80, arm32) is killed
 //	ld  [0]                   ; syscall number
 //	jge #0x40000000, kill     ; amd64 only: the x32 ABI shares AUDIT_ARCH_X86_64
-//	jeq #socket, sock
-//	jeq #io_uring_setup, enosys ; io_uring can create sockets without socket(2)
+//	jeq #tkill, a0 ...        ; each call naming a thread: load the argument
+//	jeq #socket, sock         ; (no-network only)
+//	jeq #io_uring_setup, enosys
 //	ret ALLOW
-//	sock: ld [16]             ; args[0], low 32 bits (little-endian): the family
+//	a0: ld [16]               ; args[0], low 32 bits (little-endian): pid_t is an int
+//	jeq #TID, eperm, allow
+//	sock: ld [16]             ; the family
 //	jeq #AF_UNIX, allow       ; (not emitted when AF_UNIX is refused)
 //	jeq #AF_NETLINK, allow
 //	ret ERRNO(EACCES)
@@ -43,11 +58,22 @@ type seccompArch struct {
 	sysIOURing   uint32 // io_uring_setup
 	x32BitCheck  bool   // reject syscall numbers with __X32_SYSCALL_BIT
 	littleEndian bool
+	// Calls that name a thread, with the index of the argument holding its
+	// ID: tkill(tid), tgkill(tgid, tid), rt_tgsigqueueinfo(tgid, tid),
+	// pidfd_open(pid), ptrace(req, pid), process_vm_readv/writev(pid).
+	threadCalls []threadCall
+}
+
+type threadCall struct {
+	nr  uint32
+	arg uint32 // 0-5
 }
 
 var seccompArches = map[string]seccompArch{
-	"amd64": {auditArch: unix.AUDIT_ARCH_X86_64, sysSocket: 41, sysIOURing: 425, x32BitCheck: true, littleEndian: true},
-	"arm64": {auditArch: unix.AUDIT_ARCH_AARCH64, sysSocket: 198, sysIOURing: 425, littleEndian: true},
+	"amd64": {auditArch: unix.AUDIT_ARCH_X86_64, sysSocket: 41, sysIOURing: 425, x32BitCheck: true, littleEndian: true,
+		threadCalls: []threadCall{{200, 0}, {234, 1}, {297, 1}, {434, 0}, {101, 1}, {310, 0}, {311, 0}}},
+	"arm64": {auditArch: unix.AUDIT_ARCH_AARCH64, sysSocket: 198, sysIOURing: 425, littleEndian: true,
+		threadCalls: []threadCall{{130, 0}, {131, 1}, {240, 1}, {434, 0}, {117, 1}, {270, 0}, {271, 0}}},
 }
 
 // Offsets in struct seccomp_data.
@@ -61,6 +87,7 @@ const (
 	seccompRetErrno  = unix.SECCOMP_RET_ERRNO
 	seccompRetEACCES = seccompRetErrno | uint32(unix.EACCES)
 	seccompRetENOSYS = seccompRetErrno | uint32(unix.ENOSYS)
+	seccompRetEPERM  = seccompRetErrno | uint32(unix.EPERM)
 )
 
 // bpfInsn is one instruction with symbolic jump targets ("" = next).
@@ -71,11 +98,17 @@ type bpfInsn struct {
 	jt, jf string
 }
 
-// networkFilter returns the no-network seccomp filter for goarch, refusing
-// AF_UNIX sockets too when denyUnix, or an error if goarch is not
-// supported: then the no-network profiles cannot be enforced and the helper
-// refuses.
-func networkFilter(goarch string, denyUnix bool) ([]unix.SockFilter, error) {
+// filterOptions chooses what a command's filter refuses.
+type filterOptions struct {
+	noNetwork bool   // narrow socket families, no io_uring
+	denyUnix  bool   // with noNetwork: no AF_UNIX sockets either
+	thread    uint32 // the helper thread's ID that no call may name
+}
+
+// commandFilter returns the seccomp filter of a command for goarch, or an
+// error if goarch is not supported: then no profile can be enforced and the
+// helper refuses.
+func commandFilter(goarch string, o filterOptions) ([]unix.SockFilter, error) {
 	a, ok := seccompArches[goarch]
 	if !ok {
 		return nil, fmt.Errorf("no seccomp filter for %s (supported: amd64, arm64)", goarch)
@@ -86,9 +119,12 @@ func networkFilter(goarch string, denyUnix bool) ([]unix.SockFilter, error) {
 		jge   = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
 		ret   = unix.BPF_RET | unix.BPF_K
 	)
-	arg0 := uint32(seccompDataArg0)
-	if !a.littleEndian {
-		arg0 += 4
+	arg := func(i uint32) uint32 {
+		off := seccompDataArg0 + 8*i
+		if !a.littleEndian {
+			off += 4
+		}
+		return off
 	}
 	prog := []bpfInsn{
 		{code: ldAbs, k: seccompDataArch},
@@ -98,20 +134,33 @@ func networkFilter(goarch string, denyUnix bool) ([]unix.SockFilter, error) {
 	if a.x32BitCheck {
 		prog = append(prog, bpfInsn{code: jge, k: x32SyscallBit, jt: "kill"})
 	}
-	prog = append(prog,
-		bpfInsn{code: jeq, k: a.sysSocket, jt: "socket"},
-		bpfInsn{code: jeq, k: a.sysIOURing, jt: "enosys"},
-		bpfInsn{label: "allow", code: ret, k: seccompRetAllow},
-		bpfInsn{label: "socket", code: ldAbs, k: arg0},
-	)
-	if !denyUnix {
-		prog = append(prog, bpfInsn{code: jeq, k: unix.AF_UNIX, jt: "family ok"})
+	for _, tc := range a.threadCalls {
+		prog = append(prog, bpfInsn{code: jeq, k: tc.nr, jt: fmt.Sprintf("arg%d", tc.arg)})
+	}
+	if o.noNetwork {
+		prog = append(prog,
+			bpfInsn{code: jeq, k: a.sysSocket, jt: "socket"},
+			bpfInsn{code: jeq, k: a.sysIOURing, jt: "enosys"})
+	}
+	prog = append(prog, bpfInsn{code: ret, k: seccompRetAllow})
+	for _, i := range []uint32{0, 1} {
+		prog = append(prog,
+			bpfInsn{label: fmt.Sprintf("arg%d", i), code: ldAbs, k: arg(i)},
+			bpfInsn{code: jeq, k: o.thread, jt: "eperm", jf: "allow"})
+	}
+	if o.noNetwork {
+		prog = append(prog, bpfInsn{label: "socket", code: ldAbs, k: arg(0)})
+		if !o.denyUnix {
+			prog = append(prog, bpfInsn{code: jeq, k: unix.AF_UNIX, jt: "allow"})
+		}
+		prog = append(prog,
+			bpfInsn{code: jeq, k: unix.AF_NETLINK, jt: "allow"},
+			bpfInsn{code: ret, k: seccompRetEACCES},
+			bpfInsn{label: "enosys", code: ret, k: seccompRetENOSYS})
 	}
 	prog = append(prog,
-		bpfInsn{code: jeq, k: unix.AF_NETLINK, jt: "family ok"},
-		bpfInsn{code: ret, k: seccompRetEACCES},
-		bpfInsn{label: "family ok", code: ret, k: seccompRetAllow},
-		bpfInsn{label: "enosys", code: ret, k: seccompRetENOSYS},
+		bpfInsn{label: "eperm", code: ret, k: seccompRetEPERM},
+		bpfInsn{label: "allow", code: ret, k: seccompRetAllow},
 		bpfInsn{label: "kill", code: ret, k: seccompRetKill},
 	)
 	return assemble(prog)
