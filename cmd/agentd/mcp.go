@@ -150,14 +150,14 @@ func (h *mcpHub) tools(ctx context.Context, tenant string) []agent.Tool {
 
 // manager makes tenant's Manager; its stdio servers work in
 // <data>/mcp/<tenant> under the sandbox profile sandbox.json gives "mcp",
-// with HOME there, a TMPDIR below it, and only the environment
-// sandbox.CommandEnv allows (plus what each server's mcp.json entry sets).
+// with HOME there, a TMPDIR below it, and only sandbox.CommandEnv's base
+// list plus what each server's mcp.json entry sets.
 func (h *mcpHub) manager(tenant string) *mcptools.Manager {
 	dir := filepath.Join(h.dir, tenant)
 	tmp := filepath.Join(dir, "tmp")
 	return mcptools.New(h.cfg, mcptools.Options{
 		Dir:    dir,
-		Env:    func() []string { return h.gov.commandEnv(mcpSandboxTool, "", dir, tmp) },
+		Env:    func() []string { return sandbox.CommandEnv(os.Environ(), nil, dir, tmp) },
 		Logger: h.log.With(zap.String("tenant", tenant)),
 		PrepareCommand: func(cmd *exec.Cmd) error {
 			// The server owns dir: make its TMPDIR through an os.Root, so
