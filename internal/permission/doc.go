@@ -125,38 +125,90 @@
 //
 // # The hardline floor
 //
-// The floor reads run_shell_command's "command" with a small shell parser
-// (quotes, backslashes, $'…' and $"…", $(…), `…`, ${…}, <(…), here-documents
-// and here-strings, ; & && || | |& newlines ( ) { }, case … esac, brace
-// expansion and globs) and looks at every command it would run: in
-// substitutions, in here-documents that are not quoted, in function bodies,
-// after reserved words (if, then, do, !, time, …), behind wrappers (sudo and
-// doas with their options, env with assignments, -C and -S, nice, ionice,
-// chrt, taskset, timeout, stdbuf, exec, command, builtin, nohup, setsid,
-// busybox, time, pkexec, chroot, runuser, xargs, watch, find -exec; and,
-// trying every non-option word as the command, strace, ltrace, unshare,
-// nsenter, systemd-run, numactl, prlimit, cgexec, firejail, flock, sg,
-// parallel), and in scripts handed to another shell (sh/bash/dash/zsh/… -c
-// with its $0 $1 …, su/runuser/script/flock -c, eval, trap, alias, ssh's
-// command, a here-document, here-string or /dev/stdin fed to a shell, to
-// source or to at, echo/printf/cat piped into one, bash <(echo …),
-// bash -c "$(echo …)"). It tracks the working directory (cd, pushd, env -C),
-// shell variables (assignments, export/declare/local, for loops, printf -v,
-// read and unset, IFS word splitting) and function arguments ($1…$9, $@,
-// $*), so that c="rm -rf /"; $c and f(){ rm -rf "$1"; }; f / are seen for
-// what they are. Command names are compared by base name, in
-// lower case, and a glob in a name (/bin/r?) is tried against every command
-// the floor knows.
+// The floor parses run_shell_command's "command" as bash with
+// mvdan.cc/sh/v3/syntax and resolves its words with mvdan.cc/sh/v3/expand,
+// the way the shell would: parameter expansion in every form (${x:-y},
+// ${x%%pat}, ${x#…}, ${x/a/b}, ${x:off:len}, ${#x}, ${!x}, ${x^^}, arrays,
+// $@ and $1…), tilde, brace and arithmetic expansion, quote removal, field
+// splitting on IFS, and globs, extended ones included (/@(etc), /!(tmp)). It
+// runs nothing and reads no file: a glob is kept as a pattern and matched
+// against the protected paths the floor knows, and a command substitution
+// is resolved only when it is one command whose output the floor knows
+// (echo, printf, mktemp, pwd, which, command -v, dirname, basename); any
+// other output is unknown. A command that does not parse is denied, with the
+// parser's error: the shell would run what comes before the error.
+//
+// It then looks at every command the script would run: in substitutions,
+// in here-documents that are not quoted, in function bodies (at their
+// definition, and at each call with its arguments), in both branches of if,
+// case, && and ||, in loops (run again if a pass changed a value), behind
+// wrappers (sudo and doas with their options and NAME=VALUE, env with
+// assignments, -C, -u and -S, nice, ionice, chrt, taskset, timeout, stdbuf,
+// exec, command, builtin, nohup, setsid, busybox, time, pkexec, chroot,
+// runuser, xargs, watch, find -exec; and, trying every non-option word as
+// the command, strace, ltrace, unshare, nsenter, systemd-run, numactl,
+// prlimit, cgexec, firejail, flock, sg, parallel), and in scripts handed to
+// another shell (sh/bash/dash/zsh/… -c with its $0 $1 …, su/runuser/
+// script/flock -c, eval in the current shell, trap, alias, mapfile -C,
+// ssh's command, a here-document, here-string or /dev/stdin fed to a shell,
+// to source or to at, echo/printf piped into one, bash <(echo …), source
+// <(echo …)). Command names are compared by base name, in lower case, and a
+// glob in a name (/bin/r?) is tried against every command the floor knows.
+//
+// What the floor knows of values:
+//
+//   - A variable the command assigns (NAME=, export/declare/local/readonly,
+//     for and select loops, set --, shift, printf -v, ${x:=v}, arithmetic,
+//     assignments before a command for that command) holds what the
+//     assignment gives it. Where control flow leaves several candidate
+//     values (x=/tmp in one branch, x=/ in the other; a for loop's list), the
+//     command that uses it is analysed with each (at most 64 combinations).
+//     cd, pushd and popd move the working directory the same way, and PWD
+//     and OLDPWD follow. Subshells, pipelines and background jobs change
+//     nothing outside them; a function changes its caller's variables
+//     unless they are local. A new shell (bash -c) may not see a variable
+//     that was not exported.
+//   - A variable the command did not assign comes from agentd's
+//     environment: its value is the operator's, and a plain reference to it
+//     is taken as what the operator meant ("$BUILD_DIR/out", "$tmp"). $HOME,
+//     ~ and ~user are the home directory. But the command chooses which
+//     variable and what surrounds it, so an operator's value is unknown once
+//     transformed (${PATH:0:1}, ${HOME%/*}), followed by ".." ("$TMPDIR/.."),
+//     read as a command name (it is tried as a shell, eval, a wrapper and
+//     each command the floor checks), or used after a literal prefix as a
+//     path ("/home/$USER" is any home directory, "/$X" any top-level
+//     directory); and a test of it (${x:-/}, ${x:+/}) may find it unset.
+//   - Unknown: a command's output other than the above, what read, mapfile
+//     and getopts assign, bash's own changing variables ($?, $RANDOM,
+//     BASH_REMATCH, DIRSTACK…), the result of an expansion that involves an
+//     unknown or environment value, arithmetic on such values, every
+//     variable after a declaration or unset of a name the floor cannot tell
+//     (declare "$x"), a numeric brace sequence of more than 64 numbers, and
+//     every field of a word split by an unknown IFS.
+//
+// An unknown value denies ("treated as unknown and denied", in every mode,
+// full-access included) where it could make the command destroy something:
+// as a command name, or a script run by eval, sh -c and the like; as any
+// argument of rm (it may be -r and /); as a path or expression of find (it
+// may be -delete); as a path that rsync --delete, rsync
+// --remove-source-files or tar --remove-files empties; as the target of cd
+// (then any relative path deleted is unknown); as a file written by a
+// redirection, dd of=, tee, cp, shred, wipefs, blkdiscard, mkswap or a
+// partitioning tool (unless its name ends in a literal extension: no block
+// device name has a dot, so > "build-$(date +%F).log" is allowed); and as an
+// argument of systemctl, loginctl, init, telinit, cryptsetup or diskutil.
+// Elsewhere it is harmless and allowed: echo "$(date)", grep "$x" file.
 //
 // It denies:
 //
 //   - a recursive rm (-r, -R, --recursive, any position) of /, of a system
 //     directory (/bin /boot /dev /etc /lib /lib64 /opt /proc /root /sbin /srv
 //     /sys /usr /var), of /home, a home directory (/home/NAME, ~, ~NAME,
-//     $HOME, ${HOME…}) or a directory directly under /usr; or of a glob that
-//     covers one of them (/*, /e?c, /etc/*, ~/*, /home/*). Deeper paths are
-//     allowed: /tmp/x, /tmp itself, /var/tmp/x, /etc/nginx, ~/project and
-//     /home/NAME/project are recoverable or the workspace's business.
+//     $HOME) or a directory directly under /usr; or of a glob that covers
+//     one of them (/*, /e?c, /@(etc), /!(tmp), /etc/*, ~/*, /home/*).
+//     Deeper paths are allowed: /tmp/x, /tmp itself, /var/tmp/x, /etc/nginx,
+//     ~/project and /home/NAME/project are recoverable or the workspace's
+//     business.
 //   - find on such a path with -delete or -exec/-execdir/-ok rm; rsync
 //     --delete into one (or --remove-source-files out of one); tar
 //     --remove-files of one; xargs … rm with both recursive and force flags
@@ -173,44 +225,42 @@
 //     destructive diskutil verbs.
 //   - a fork bomb: a function that runs itself in a pipeline or in the
 //     background (:(){ :|:& };:, f(){ f|f& };f, function f { f & f; }).
-//   - what it cannot analyse: a command longer than [MaxCommandLen] bytes,
-//     nesting deeper than 16 levels, more than 1 MiB of nested shell text or
-//     about a million words of analysis, or a brace expansion of more than
-//     1024 words.
+//   - an unknown value where it matters (above).
+//   - what it cannot analyse: a command that does not parse, a command
+//     longer than [MaxCommandLen] bytes, nesting deeper than 16 levels of
+//     substitutions, shells and function calls (or a few hundred levels of
+//     syntax for the parser), more than 1 MiB of nested shell text and
+//     expanded values, about a million steps of analysis, or a brace
+//     expansion of more than 1024 words.
 //
 // It does not deny what only looks alike: echo "rm -rf /", grep mkfs
 // notes.txt, kill -9 1234, rm -rf ./build, or a quoted here-document given
 // to cat.
 //
-// Where it cannot tell, it errs towards denying only when the answer is
-// cheap to get wrong: a glob in a command name is tried against every known
-// command, ambiguous wrapper options are read both ways, an unquoted
-// variable's value is split on IFS and on whitespace, and a cd inside a
-// subshell or pipeline is assumed to stay. Elsewhere an unknown value stays
-// unknown and the command is allowed by the floor (the rules still apply).
 // Known limits:
 //
-//   - values the floor cannot know: rm -rf "$DIR"/* with DIR from the
-//     environment, a file, read or a command's output; relative paths before
-//     any cd (the shell tool starts in the workspace); $(…) other than a
-//     plain echo or printf used as a command name or path.
 //   - scripts it cannot see: files (bash script.sh, source), encoded text
-//     (base64 -d | sh), downloads (curl … | sh), and other interpreters
-//     (python -c, perl -e).
+//     (base64 -d | sh), downloads (curl … | sh, bash <(curl …)), and other
+//     interpreters (python -c, perl -e); variables set by a sourced file.
+//   - kill with a pid from a file or a command (kill "$(cat server.pid)") is
+//     allowed: that is how servers are stopped, and the value is unknown.
 //   - operations outside the list above: chmod -R or chown -R on /, moving
 //     a system directory away, writing to /etc/passwd, a container that
 //     mounts / (docker run -v /:/host … rm -rf /host), fork bombs that are
 //     not shell functions (perl -e 'fork while fork').
-//   - indirection the floor does not follow: arrays ("${a[@]}"), ${!name},
-//     aliases (not expanded by sh -c; their text is checked, though), and
-//     variables set by read, mapfile or a command's output.
-//   - rm -rf "$X"/ where X may be empty is not denied: a floor false
-//     positive cannot be overridden, and workspace-write and plan deny rm -rf
-//     by rule anyway.
-//   - false positives it accepts: a command is known by its base name, so a
-//     project script called ./reboot or ./init (with 0 or 6) is denied like
-//     the real one; a glob as a command name is tried as every known
-//     command; "find / … -delete" is denied whatever the filter.
+//   - rm -rf "$X"/ where X comes from the environment and may be empty is
+//     not denied: a floor false positive cannot be overridden, and
+//     workspace-write and plan deny rm -rf by rule anyway.
+//   - false positives it accepts: an unknown value in a position above is
+//     denied even when it would be harmless (rm -rf "build-$(date +%s)",
+//     eval "$(ssh-agent -s)", cd "$(git rev-parse --show-toplevel)" && rm
+//     -rf build); a command is known by its base name, so a project script
+//     called ./reboot or ./init (with 0 or 6) is denied like the real one; a
+//     glob as a command name is tried as every known command; "find / …
+//     -delete" is denied whatever the filter; {c..d} of characters that are
+//     not both letters is expanded as zsh does; backquotes nested four deep
+//     or more do not parse with mvdan.cc/sh (bash accepts them) and are
+//     denied.
 //
 // The floor applies to the tool named run_shell_command only. It is a guard
 // against accidents and prompt injection, not a sandbox: the shell sandbox is

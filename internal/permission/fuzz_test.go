@@ -13,6 +13,8 @@ func FuzzCheckShell(f *testing.F) {
 		"rm -rf /", "echo 'rm -rf /'", ":(){ :|:& };:", "bash -c \"$(echo rm -rf /)\"", "cat <<EOF | sh\nrm -rf /\nEOF",
 		"f() { rm -rf \"$1\"; }; f /", "case x in (a|b) ls;; *) rm -rf /;; esac", "x=${y:-$(echo `ls`)}", "$'\\x72m' -rf /",
 		"rm -rf /{a,b}{c,d}", "env -S 'a b' c", "sudo -u x -- nice -n 1 timeout 5 sh -c 'ls'", "a=(1 2); echo ${a[@]}",
+		"rm -rf ${x:-/}", `x=/; rm -rf "${x%%}"`, "rm -rf /@(etc)", `x=/etc; y=x; echo "${!y}" ${x:1:2} ${x//e/f} $((1<<4))`,
+		"for d in /*; do cd $d; done", "cat <<EOF | sh\n${x:-/}\nEOF",
 	} {
 		f.Add(s)
 	}

@@ -1,6 +1,7 @@
 package permission_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -422,10 +423,33 @@ func TestHardlineBounds(t *testing.T) {
 		{"deep eval", strings.Repeat("eval ", 40) + "ls", true},
 		{"bash -c within bounds", nestShells("rm -rf /", 6), true},
 		{"backquotes within bounds", nestBackquotes("rm -rf /", 6), true},
-		{"harmless nesting", nestShells("ls", 6) + ";" + nestBackquotes("ls", 6), false},
+		{"harmless nesting", nestShells("ls", 6) + ";" + nestBackquotes("ls", 3), false},
+		// mvdan.cc/sh does not parse backquotes nested four deep (bash does):
+		// a parse error, so denied.
+		{"backquotes nested four deep", nestBackquotes("ls", 4), true},
 		{"brace bomb", "echo " + strings.Repeat("{a,b}", 20), true},
 		{"many commands", strings.Repeat("ls;", 20000), false},
-		{"many parens", strings.Repeat("(", 30000), false},
+		// Unbalanced: the shell would reject it, and a command that does not
+		// parse is denied.
+		{"many parens", strings.Repeat("(", 30000), true},
+		{"deep arithmetic", strings.Repeat("$[", 30000), true},
+		{"deep arithmetic parens", "x=" + strings.Repeat("$((1+(", 8000), true},
+		{"deep quoted substitutions", strings.Repeat(`"$(`, 20000) + strings.Repeat(`)"`, 20000), true},
+		{"deep default values", "echo " + strings.Repeat("${x:-", 10000) + strings.Repeat("}", 10000), true},
+		{"deep ifs", strings.Repeat("if ", 20000), true},
+		{"many nested arithmetic words", strings.Repeat("echo $(( (((((((((1))))))))) ));", 1500), false},
+		{"many transforming expansions", "x=/tmp/abc; " + strings.Repeat(`echo "${x%%/*}${x//a/b}${x:1:2}";`, 1000), false},
+		// A value over 64 KiB is unknown, but the bytes expanded on the way
+		// there are over the work bound.
+		{"value doubling", "x=aaaaaaaaaaaaaaaa; " + strings.Repeat("x=$x$x; ", 40) + "echo $x", true},
+		{"replacement bomb", "x=" + strings.Repeat("a", 30000) + `; echo "${x//a/$x}"`, false},
+		{"huge printf width", `echo "$(printf '%999999999d' 1)"`, false},
+		{"many worlds", "for a in 1 2 3 4 5 6 7 8; do for b in 1 2 3 4 5 6 7 8; do for c in 1 2 3 4 5 6 7 8; do echo $a$b$c; done; done; done", false},
+		{"loops in loops", strings.Repeat("while :; do ", 40) + "x=$((x+1))" + strings.Repeat("; done", 40), false},
+		{"functions calling functions", "f0() { :; }; " + funcChain(14) + "f14", false},
+		{"functions nested too deep", "f0() { :; }; " + funcChain(20) + "f20", true},
+		{"huge sequence", "echo {1..9223372036854775807}", false},
+		{"huge sequence in a path", "rm -rf /home/{1..100000}", true},
 		{"many quotes", strings.Repeat(`"'`, 30000), false},
 		{"many wrappers", strings.Repeat("sudo -h ", 8000) + "ls", true},
 		{"nested echo pipes", strings.Repeat("echo '", 12) + "ls" + strings.Repeat("' | sh", 12), false},
@@ -445,6 +469,15 @@ func TestHardlineBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// funcChain defines f1…fn, each calling the one before twice.
+func funcChain(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "f%d() { f%d; f%d; }; ", i, i-1, i-1)
+	}
+	return b.String()
 }
 
 // nestShells wraps command in n levels of bash -c '…'.

@@ -1,8 +1,13 @@
 package permission
 
 import (
+	"errors"
 	"path"
+	"regexp"
+	"slices"
 	"strings"
+
+	"mvdan.cc/sh/v3/pattern"
 )
 
 // systemDirs are the top-level directories whose recursive deletion the
@@ -36,40 +41,98 @@ var protectedGlobTargets = func() []string {
 	return t
 }()
 
-// protectedPath returns how to name the protected tree w designates (for a
-// recursive delete run in cwd), or "" if it designates none or cannot be
-// known (an expansion other than the home directory, or a relative path with
-// an unknown working directory).
-func protectedPath(w word, cwd string) string {
-	s := w.s
-	if s == "" || strings.IndexByte(s, markUnknown) >= 0 || strings.IndexByte(s[1:], markHome) >= 0 {
-		return ""
+// pathVerdict is what the floor can tell of a path.
+type pathVerdict uint8
+
+const (
+	pathKnown   pathVerdict = iota // an absolute path or glob, or one below the home directory
+	pathBenign                     // in the workspace, or rooted in a directory the operator's environment names
+	pathUnknown                    // it depends on a value the floor cannot know
+)
+
+// resolvePath returns the path w designates from the working directory
+// cwd: clean or not, absolute or markHome followed by a path below the
+// home directory, and whether it is a glob.
+//
+// A path that starts with an environment value ("$BUILD_DIR/out") is the
+// operator's business, unless it climbs out of it with "..". An environment
+// value after a literal prefix ("/home/$USER", "/$X") could be any name
+// there: it is read as "*". A path with an unknown part is unknown.
+func resolvePath(w word, cwd word) (p string, glob bool, v pathVerdict) {
+	s, glob := w.s, w.glob
+	switch {
+	case s == "":
+		return "", false, pathBenign
+	case strings.IndexByte(s, markUnknown) >= 0:
+		return "", false, pathUnknown
+	}
+	if i := strings.IndexByte(s, markOpaque); i >= 0 {
+		for _, seg := range strings.Split(s[i:], "/") {
+			if seg == ".." {
+				return "", false, pathUnknown
+			}
+		}
+		if i == 0 {
+			return "", false, pathBenign
+		}
+		s, glob = strings.ReplaceAll(s, string(markOpaque), "*"), true
+	}
+	if i := strings.IndexByte(s, markHome); i >= 0 {
+		if strings.Trim(s[:i], "/") == "" { // "/$HOME" is the home directory too
+			s = s[i:]
+		}
+		if s[0] == markHome && len(s) > 1 && s[1] != '/' {
+			s = "/home/x" + s[1:] // "${HOME}2" is a sibling of the home directory
+		}
+		s = s[:1] + strings.ReplaceAll(s[1:], string(markHome), "/home/x")
 	}
 	if s[0] != '/' && s[0] != markHome {
-		if cwd == "" {
-			return ""
+		switch {
+		case cwd.s == "":
+			return "", false, pathBenign
+		case strings.IndexByte(cwd.s, markUnknown) >= 0:
+			return "", false, pathUnknown
 		}
-		s = cwd + "/" + s // cleaned below
+		s, glob = cwd.s+"/"+s, glob || cwd.glob
 	}
 	if s[0] == markHome {
-		p := path.Clean("/" + s[1:]) // relative to the home directory
-		switch {
-		case p == "/":
-			return "the home directory"
-		case w.glob && (globMatch(p, "/x") || globMatch(p, "/.x")):
-			return "the home directory (~" + p + ")"
-		}
-		return ""
+		return string(markHome) + path.Clean("/"+s[1:]), glob, pathKnown
 	}
-	p := path.Clean(s)
-	if !w.glob {
-		if isProtected(p) {
-			return p
+	return path.Clean(s), glob, pathKnown
+}
+
+// protectedPath returns how to name the protected tree w designates (for a
+// recursive delete run in one of the directories cwds), or "" if it
+// designates none. A path the floor cannot know is named as unknown: the
+// caller denies it.
+func protectedPath(w word, cwds []word) string {
+	for _, cwd := range cwds {
+		p, glob, v := resolvePath(w, cwd)
+		switch v {
+		case pathBenign:
+			continue
+		case pathUnknown:
+			where := ""
+			if !w.isUnknown() {
+				where = " in an unknown directory"
+			}
+			return "an unknown path (" + show(w) + where + "), treated as unknown and denied"
 		}
-		return ""
-	}
-	for _, t := range protectedGlobTargets {
-		if globMatch(p, t) {
+		if p[0] == markHome {
+			p = p[1:]
+			switch {
+			case p == "/":
+				return "the home directory"
+			case glob && globMatches(p, "/x", "/.x"):
+				return "the home directory (~" + p + ")"
+			}
+			continue
+		}
+		// A glob that matches nothing is the literal name, hence both.
+		if isProtected(p) || glob && globMatches(p, protectedGlobTargets...) {
+			if strings.ContainsAny(w.s, marks) {
+				return show(w) // "/home/<env>", "~2": the path resolved hides where they came from
+			}
 			return p
 		}
 	}
@@ -100,56 +163,53 @@ func isRawDevice(p string) bool {
 	return false
 }
 
-// rawDevice returns the raw block device w names (relative to cwd), or "".
-func rawDevice(w word, cwd string) string {
-	s := w.s
-	if s == "" || strings.IndexByte(s, markUnknown) >= 0 || strings.IndexByte(s, markHome) >= 0 {
-		return ""
-	}
-	if s[0] != '/' {
-		if cwd == "" || cwd[0] != '/' {
-			return ""
-		}
-		s = cwd + "/" + s
-	}
-	p := path.Clean(s)
-	if !w.glob {
-		if isRawDevice(p) {
-			return p
-		}
-		return ""
-	}
-	for _, t := range rawDeviceSamples {
-		if globMatch(p, t) {
-			return p
+// rawDevice returns the raw block device w names (relative to one of cwds)
+// and false, or, when the file w names is unknown, a description of it and
+// true. An unknown file whose name ends in a literal extension (out-$(date).log)
+// is not a device: no block device name has a dot.
+func rawDevice(w word, cwds []word) (string, bool) {
+	for _, cwd := range cwds {
+		p, glob, v := resolvePath(w, cwd)
+		switch {
+		case v == pathUnknown:
+			if hasExtension(w.s) {
+				continue
+			}
+			return "an unknown file (" + show(w) + ")", true
+		case v == pathBenign || p[0] == markHome:
+			continue
+		case isRawDevice(p) || glob && globMatches(p, rawDeviceSamples...):
+			return p, false
 		}
 	}
-	return ""
+	return "", false
+}
+
+// hasExtension reports whether the last path element of s ends in literal
+// text that has a dot.
+func hasExtension(s string) bool {
+	tail := s[strings.LastIndexAny(s, marks)+1:]
+	return strings.IndexByte(tail[strings.LastIndexByte(tail, '/')+1:], '.') >= 0
 }
 
 // isSysrq reports whether w is /proc/sysrq-trigger, where one letter
 // reboots (b) or powers off (o) the machine at once.
-func isSysrq(w word, cwd string) bool {
-	s := w.s
-	if s == "" || strings.ContainsAny(s, marks) {
-		return false
-	}
-	if s[0] != '/' {
-		if cwd == "" || cwd[0] != '/' {
-			return false
+func isSysrq(w word, cwds []word) bool {
+	for _, cwd := range cwds {
+		p, glob, v := resolvePath(w, cwd)
+		if v != pathKnown || p[0] == markHome {
+			continue
 		}
-		s = cwd + "/" + s
+		if p == "/proc/sysrq-trigger" || glob && globMatches(p, "/proc/sysrq-trigger") {
+			return true
+		}
 	}
-	p := path.Clean(s)
-	if w.glob {
-		return globMatch(p, "/proc/sysrq-trigger")
-	}
-	return p == "/proc/sysrq-trigger"
+	return false
 }
 
 // rawOperand returns the first non-option argument that is a raw block
-// device, or "".
-func rawOperand(args []word, cwd string) string {
+// device (or an unknown file, with true), or "".
+func rawOperand(args []word, cwds []word) (string, bool) {
 	for _, w := range args {
 		if strings.HasPrefix(w.s, "-") {
 			if i := strings.IndexByte(w.s, '='); i > 0 { // --device=/dev/sda
@@ -158,205 +218,43 @@ func rawOperand(args []word, cwd string) string {
 				continue
 			}
 		}
-		if dev := rawDevice(w, cwd); dev != "" {
-			return dev
+		if dev, unknown := rawDevice(w, cwds); dev != "" {
+			return dev, unknown
 		}
 	}
-	return ""
+	return "", false
 }
 
-// globMatch reports whether the shell glob pat matches name. Bash's bracket
-// syntax ([!…], a leading ], [:class:]) is translated to path.Match's; an
-// unknown [:class:] matches any character. A pattern that is still
-// malformed (an unclosed "[", as in the command "[ -d x ]") is literal text,
-// as it is to bash.
-func globMatch(pat, name string) bool {
-	if ok, err := path.Match(goGlob(pat), name); err == nil {
-		return ok
-	}
-	return pat == name
+// globMode is how the floor matches a glob against the paths it knows:
+// as bash's pathname expansion, with extended patterns and, to err towards
+// matching, ignoring case.
+const globMode = pattern.Filenames | pattern.EntireString | pattern.ExtendedOperators | pattern.NoGlobStar | pattern.NoGlobCase
+
+// globMatches reports whether the shell glob pat matches any of names.
+func globMatches(pat string, names ...string) bool {
+	return slices.ContainsFunc(names, globMatcher(pat))
 }
 
-func goGlob(p string) string {
-	if strings.IndexByte(p, '[') < 0 {
-		return p
+// globMatcher returns a function that reports whether the shell glob pat
+// matches a name. A negated extended pattern !(…) is read as *, which
+// matches more; a pattern that is still malformed is literal text, as it is
+// to bash.
+func globMatcher(pat string) func(string) bool {
+	expr, err := pattern.Regexp(pat, globMode)
+	if neg, ok := errors.AsType[*pattern.NegExtGlobError](err); ok {
+		p := pat
+		for i := len(neg.Groups) - 1; i >= 0; i-- {
+			g := neg.Groups[i]
+			p = p[:g.Start] + "*" + p[g.End:]
+		}
+		expr, err = pattern.Regexp(p, globMode)
 	}
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		if p[i] != '[' {
-			b.WriteByte(p[i])
-			continue
-		}
-		b.WriteByte('[')
-		i++
-		if i < len(p) && (p[i] == '!' || p[i] == '^') {
-			b.WriteByte('^')
-			i++
-		}
-		if i < len(p) && p[i] == ']' {
-			b.WriteString(`\]`)
-			i++
-		}
-		for ; i < len(p) && p[i] != ']'; i++ {
-			if p[i] == '[' && i+1 < len(p) && p[i+1] == ':' {
-				if end := strings.Index(p[i+2:], ":]"); end >= 0 {
-					b.WriteString(posixClass(p[i+2 : i+2+end]))
-					i += 2 + end + 1
-					continue
-				}
-			}
-			if p[i] == '\\' {
-				b.WriteString(`\\`)
-				continue
-			}
-			b.WriteByte(p[i])
-		}
-		if i < len(p) {
-			b.WriteByte(']')
-		}
+	var rx *regexp.Regexp
+	if err == nil {
+		rx, err = regexp.Compile(expr)
 	}
-	return b.String()
-}
-
-func posixClass(name string) string {
-	switch name {
-	case "alpha":
-		return "a-zA-Z"
-	case "digit":
-		return "0-9"
-	case "alnum":
-		return "a-zA-Z0-9"
-	case "upper":
-		return "A-Z"
-	case "lower":
-		return "a-z"
-	case "xdigit":
-		return "0-9a-fA-F"
-	case "word":
-		return "a-zA-Z0-9_"
+	if err != nil {
+		return func(name string) bool { return name == pat }
 	}
-	return "\x00-\U0010FFFF" // anything: errs towards matching
-}
-
-func hasBrace(ws []word) bool {
-	for _, w := range ws {
-		if w.brace {
-			return true
-		}
-	}
-	return false
-}
-
-// expandBraces performs bash brace expansion ({a,b}, {x..y} for single
-// characters) on the words that have unquoted braces.
-func (a *analyzer) expandBraces(ws []word) []word {
-	out := make([]word, 0, len(ws)+4)
-	budget := maxBraceWords
-	bytes := maxWork / 4
-	for _, w := range ws {
-		if !w.brace {
-			out = append(out, w)
-			continue
-		}
-		vals, ok := braceExpand(w.s, &budget, &bytes)
-		if !ok {
-			a.deny("brace expansion too large to analyse")
-			return out
-		}
-		for _, v := range vals {
-			nw := w
-			nw.s = v
-			out = append(out, nw)
-		}
-	}
-	return out
-}
-
-// braceExpand expands the brace groups of s. It fails when the expansion
-// would produce more than *budget words or *bytes bytes.
-func braceExpand(s string, budget, bytes *int) ([]string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '{' {
-			continue
-		}
-		depth, end := 0, -1
-		var commas []int
-		for j := i; j < len(s) && end < 0; j++ {
-			switch s[j] {
-			case '{':
-				depth++
-			case '}':
-				depth--
-				if depth == 0 {
-					end = j
-				}
-			case ',':
-				if depth == 1 {
-					commas = append(commas, j)
-				}
-			}
-		}
-		if end < 0 {
-			return []string{s}, true
-		}
-		var alts []string
-		if len(commas) > 0 {
-			from := i + 1
-			for _, c := range commas {
-				alts = append(alts, s[from:c])
-				from = c + 1
-			}
-			alts = append(alts, s[from:end])
-		} else if alts = charSequence(s[i+1 : end]); alts == nil {
-			continue // not an expansion: "{}", "{x}", "{1..9}"
-		}
-		suffixes, ok := braceExpand(s[end+1:], budget, bytes)
-		if !ok {
-			return nil, false
-		}
-		var out []string
-		for _, alt := range alts {
-			mids, ok := braceExpand(alt, budget, bytes)
-			if !ok {
-				return nil, false
-			}
-			for _, m := range mids {
-				for _, suf := range suffixes {
-					v := s[:i] + m + suf
-					*budget--
-					*bytes -= len(v)
-					if *budget < 0 || *bytes < 0 {
-						return nil, false
-					}
-					out = append(out, v)
-				}
-			}
-		}
-		return out, true
-	}
-	return []string{s}, true
-}
-
-// charSequence expands "a..e" (single characters, bash's {a..e}) or returns
-// nil. Numeric sequences are not expanded: they only produce numbers.
-func charSequence(s string) []string {
-	if len(s) != 4 || s[1] != '.' || s[2] != '.' {
-		return nil
-	}
-	lo, hi := s[0], s[3]
-	if '0' <= lo && lo <= '9' && '0' <= hi && hi <= '9' {
-		return nil
-	}
-	step := 1
-	if lo > hi {
-		step = -1
-	}
-	var out []string
-	for c := int(lo); ; c += step {
-		out = append(out, string(rune(c)))
-		if c == int(hi) {
-			break
-		}
-	}
-	return out
+	return rx.MatchString
 }

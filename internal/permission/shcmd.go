@@ -1,13 +1,17 @@
 package permission
 
 import (
-	"path"
+	"slices"
 	"strconv"
 	"strings"
+
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // This file holds what the floor knows about individual commands: wrappers
-// that run another command, shells, and the destructive commands.
+// that run another command, shells, the builtins that change what the
+// analysis knows, and the destructive commands.
 
 // knownNames are the commands the analyser recognises; a glob in a command
 // name ("/bin/r?") is tried against each.
@@ -23,57 +27,76 @@ var knownNames = []string{
 	"sg", "script", "parallel", "ssh", "at", "batch", "source", ".", "rsync", "tar",
 }
 
+// opaqueNames are the commands a command name from the operator's
+// environment ($SHELL, $PYTHON) is analysed as: a shell, eval, and the
+// commands whose arguments the floor checks. strace stands for every
+// wrapper: any word of the arguments that is not an option may start the
+// command it runs (sudo, nice, timeout…). Those that deny whatever the
+// arguments, and the builtins that only change the shell's state, are left
+// out.
+var opaqueNames = []string{
+	"sh", "eval", "source", "ssh", "strace", "rm", "find", "xargs", "rsync", "tar", "dd", "tee", "cp", "fdisk",
+	"kill", "init", "systemctl", "cryptsetup", "diskutil",
+}
+
+// nameKind is what the floor knows of a command name.
+type nameKind uint8
+
+const (
+	nameKnown   nameKind = iota
+	nameOpaque           // from the operator's environment: any program the operator chose
+	nameUnknown          // could be anything
+)
+
 // cmdNames returns the command names w may be: its base name, lower-cased
 // (conservatively, for case-insensitive file systems), or every known name
-// its glob matches. It returns nothing for a name that is an expansion.
-func cmdNames(w word) []string {
+// its glob matches.
+func cmdNames(w word) ([]string, nameKind) {
 	s := w.s
-	if strings.ContainsAny(s, marks) {
-		return nil
-	}
 	base := s[strings.LastIndexByte(s, '/')+1:]
-	if base == "" {
-		return nil
-	}
-	if !w.glob {
-		return []string{lower(base)}
+	switch {
+	case strings.IndexByte(base, markUnknown) >= 0:
+		return nil, nameUnknown
+	case strings.ContainsAny(base, marks):
+		return nil, nameOpaque
+	case base == "":
+		return nil, nameKnown
+	case !w.glob:
+		return []string{lower(base)}, nameKnown
 	}
 	var names []string
+	match := globMatcher(base)
 	for _, n := range knownNames {
-		if globMatch(base, n) {
+		if match(n) {
 			names = append(names, n)
 		}
 	}
-	return names
+	return names, nameKnown
 }
 
 // simple analyses one simple command given as words.
 func (a *analyzer) simple(ws []word, x *cmdCtx) {
-	if a.reason != "" {
+	if a.reason != "" || a.step(1+len(ws)) || len(ws) == 0 {
 		return
-	}
-	a.steps += 1 + len(ws)
-	if a.steps > maxSteps {
-		a.deny("command is too complex to analyse")
-		return
-	}
-	ws = stripPrefix(ws)
-	if len(ws) == 0 {
-		return
-	}
-	if f := x.st.function(ws[0].s); f != nil {
-		a.call(f, ws[1:], x) // and, conservatively, as a command of that name too
 	}
 	if !ws[0].glob {
-		if strings.ContainsAny(ws[0].s, marks) {
-			return // the command name is an expansion: unknown
+		if f := x.st.function(ws[0].s); f != nil {
+			a.callFunc(f, ws[1:], x) // and, conservatively, as a command of that name too
 		}
-		base := ws[0].s[strings.LastIndexByte(ws[0].s, '/')+1:]
-		a.named(lower(base), ws[1:], x)
-		return
 	}
-	for _, n := range cmdNames(ws[0]) {
-		a.named(n, ws[1:], x)
+	names, kind := cmdNames(ws[0])
+	switch kind {
+	case nameUnknown:
+		a.deny("command name " + show(ws[0]) + " is unknown: treated as unknown and denied")
+	case nameOpaque:
+		y := x.process(nil)
+		for _, n := range opaqueNames {
+			a.named(n, ws[1:], y)
+		}
+	default:
+		for _, n := range names {
+			a.named(n, ws[1:], x)
+		}
 	}
 }
 
@@ -110,6 +133,10 @@ var wrappers = map[string]opts{
 	"watch":   {short: "n", long: []string{"interval"}},
 }
 
+// sameShell are the wrappers that run their command in the shell itself;
+// the others start a process, whose changes (cd, variables) do not stay.
+var sameShell = map[string]bool{"builtin": true, "exec": true, "time": true}
+
 // anyStart are wrappers whose option grammar the floor does not model:
 // every word of theirs that is not an option is tried as the start of the
 // command they run.
@@ -123,36 +150,61 @@ var shells = map[string]bool{
 	"yash": true, "posh": true, "fish": true, "rbash": true,
 }
 
+// process returns a context for a command that x's command runs as a new
+// process, with the NAME=VALUE words of assigns in its environment.
+func (x *cmdCtx) process(assigns []word) *cmdCtx {
+	if x.scratch && len(assigns) == 0 {
+		return x // sudo nice timeout …: one process state is enough
+	}
+	y := *x
+	y.st, y.scratch = x.st.child(), true
+	for _, w := range assigns {
+		if name, value, ok := strings.Cut(w.s, "="); ok && isAssignment(w.s) {
+			y.st.set(strings.TrimSuffix(name, "+"), []expand.Variable{stringVar(value)}, true)
+		}
+	}
+	return &y
+}
+
 // named analyses a command whose name is known.
 func (a *analyzer) named(name string, args []word, x *cmdCtx) {
+	if a.reason != "" || a.step(1+len(args)) {
+		return
+	}
 	if o, ok := wrappers[name]; ok {
 		switch name {
 		case "runuser":
 			if a.dashC(args, x) {
 				return
 			}
-		case "xargs":
-			y := *x
-			y.xargs = true
-			x = &y
 		case "watch":
 			// watch runs its arguments joined by spaces with sh -c.
-			var b strings.Builder
 			for _, i := range o.starts(args, 0, nil) {
-				for j, w := range args[min(i, len(args)):] {
-					if j > 0 {
-						b.WriteByte(' ')
-					}
-					b.WriteString(w.s)
+				a.text(joinWords(args[min(i, len(args)):]), x.st.process(&positional{zero: "sh"}), x.depth+1)
+			}
+		}
+		var assigns []word // sudo NAME=VALUE command
+		if o.assign {
+			for _, w := range args {
+				if isAssignment(w.s) {
+					assigns = append(assigns, w)
 				}
-				a.text(b.String(), x.st, x.depth+1)
-				b.Reset()
 			}
 		}
 		for _, i := range o.starts(args, 0, nil) {
-			if i < len(args) {
-				a.simple(args[i:], x)
+			if i >= len(args) {
+				continue
 			}
+			y := x
+			if !sameShell[name] {
+				y = x.process(assigns)
+			}
+			if name == "xargs" {
+				z := *y
+				z.xargs = true
+				y = &z
+			}
+			a.simple(args[i:], y)
 		}
 		return
 	}
@@ -167,15 +219,16 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 		if (name == "flock" || name == "sg" || name == "script") && a.dashC(args, x) {
 			return
 		}
-		if name == "parallel" {
-			a.text(joinWords(args), x.st, x.depth+1) // its command is a shell line
+		if name == "parallel" { // its command is a shell line
+			a.text(joinWords(args), x.st.process(&positional{zero: "sh"}), x.depth+1)
 		}
+		y := x.process(nil)
 		for i, w := range args {
 			if strings.HasPrefix(w.s, ":::") {
 				break // parallel's arguments, never its command
 			}
 			if !strings.HasPrefix(w.s, "-") {
-				a.simple(args[i:], x)
+				a.simple(args[i:], y)
 			}
 		}
 		return
@@ -192,48 +245,28 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 			i++
 		}
 		if i+1 < len(args) {
-			a.text(joinWords(args[i+1:]), x.st, x.depth+1)
+			a.text(joinWords(args[i+1:]), newRoot(), x.depth+1)
 		}
 	case "at", "batch":
-		a.stdin(x) // the job is read from standard input
+		a.stdin(x, x.st.process(&positional{zero: "sh"})) // the job is read from standard input
 	case "source", ".":
 		if len(args) > 0 {
 			if isStdin(args[0].s) {
-				a.stdin(x)
+				a.stdin(x, x.st)
 			}
-			a.follow(args[0], x) // source <(echo …)
+			a.follow(args[0], x, x.st) // source <(echo …)
 		}
 	case "rsync":
-		// rsync --delete SRC… DEST empties DEST of what SRC lacks;
-		// --remove-source-files empties the sources.
-		del, removeSrc := false, false
-		var ops []word
-		for _, w := range args {
-			switch {
-			case strings.HasPrefix(w.s, "--del"):
-				del = true
-			case w.s == "--remove-source-files":
-				removeSrc = true
-			case !strings.HasPrefix(w.s, "-"):
-				ops = append(ops, w)
-			}
-		}
-		for i, w := range ops {
-			if last := i == len(ops)-1; last && del || !last && removeSrc {
-				if p := protectedPath(w, x.st.cwd); p != "" {
-					a.deny("rsync deleting files of " + p)
-					return
-				}
-			}
-		}
+		a.rsync(args, x)
 	case "tar":
-		for _, w := range args {
-			if w.s == "--remove-files" {
-				for _, op := range args {
-					if p := protectedPath(op, x.st.cwd); p != "" && !strings.HasPrefix(op.s, "-") {
-						a.deny("tar --remove-files of " + p)
-						return
-					}
+		if slices.ContainsFunc(args, func(w word) bool { return w.s == "--remove-files" }) {
+			for _, op := range args {
+				if strings.HasPrefix(op.s, "-") {
+					continue
+				}
+				if p := protectedPath(op, x.st.cwds()); p != "" {
+					a.deny("tar --remove-files of " + p)
+					return
 				}
 			}
 		}
@@ -250,9 +283,9 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 		}
 		a.simple(skipFlags(args), x)
 	case "eval":
-		a.text(joinWords(args), x.st, x.depth+1)
+		a.text(joinWords(args), x.st, x.depth+1) // in the shell itself
 		for _, w := range args {
-			a.follow(w, x)
+			a.follow(w, x, x.st)
 		}
 	case "trap":
 		rest := args
@@ -260,18 +293,21 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 			rest = rest[1:]
 		}
 		if len(rest) > 0 && !strings.HasPrefix(rest[0].s, "-") {
-			a.body(rest[0], x, nil)
+			a.body(rest[0], x, x.st.child())
 		}
 	case "alias":
 		for _, w := range args {
 			if i := strings.IndexByte(w.s, '='); i > 0 {
-				a.text(w.s[i+1:], x.st, x.depth+1)
+				a.text(w.s[i+1:], x.st.child(), x.depth+1)
 			}
 		}
 	case "su":
 		a.dashC(args, x)
-	case "cd", "pushd":
-		x.st.cwd = chdir(args, x.st.cwd)
+	case "cd", "pushd", "popd":
+		a.cd(name, args, x.st)
+	case "unset", "read", "mapfile", "readarray", "getopts", "printf", "set", "shift",
+		"export", "declare", "local", "readonly", "typeset":
+		a.builtin(name, args, x)
 	case "rm":
 		a.rm(args, x)
 	case "find":
@@ -280,20 +316,19 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 		for _, w := range args {
 			if strings.HasPrefix(w.s, "of=") {
 				w.s = w.s[3:]
-				if dev := rawDevice(w, x.st.cwd); dev != "" {
-					a.deny("write to raw block device " + dev + " (dd of=)")
+				if a.device(w, x, "dd of=") {
 					return
 				}
 			}
 		}
 	case "tee", "shred", "wipefs", "blkdiscard", "mkswap":
-		if dev := rawOperand(args, x.st.cwd); dev != "" {
-			a.deny(name + " on raw block device " + dev)
+		if dev, unknown := rawOperand(args, x.st.cwds()); dev != "" {
+			a.denyDevice(name+" on", dev, unknown)
 			return
 		}
 		if name == "tee" {
 			for _, w := range args {
-				if isSysrq(w, x.st.cwd) {
+				if isSysrq(w, x.st.cwds()) {
 					a.deny("write to /proc/sysrq-trigger (can reboot or halt the system)")
 					return
 				}
@@ -301,16 +336,14 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 		}
 	case "cp":
 		if len(args) > 0 {
-			if dev := rawDevice(args[len(args)-1], x.st.cwd); dev != "" {
-				a.deny("write to raw block device " + dev + " (cp)")
-			}
+			a.device(args[len(args)-1], x, "cp")
 		}
 	case "fdisk", "sfdisk", "cfdisk", "gdisk", "sgdisk", "parted":
 		if partitionReadOnly(name, args) {
 			return
 		}
-		if dev := rawOperand(args, x.st.cwd); dev != "" {
-			a.deny("partition table change on raw block device " + dev + " (" + name + ")")
+		if dev, unknown := rawOperand(args, x.st.cwds()); dev != "" {
+			a.denyDevice("partition table change ("+name+") on", dev, unknown)
 		}
 	case "mke2fs":
 		a.deny("filesystem creation (mke2fs)")
@@ -320,8 +353,8 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 		a.deny("killall5 (signals every process)")
 	case "init", "telinit":
 		for _, w := range args {
-			if w.s == "0" || w.s == "6" {
-				a.deny(name + " " + w.s + " (halts or reboots the system)")
+			if w.s == "0" || w.s == "6" || w.isUnknown() {
+				a.deny(name + " " + show(w) + " (halts or reboots the system)" + unknownNote(w))
 				return
 			}
 		}
@@ -336,6 +369,10 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 				a.deny("cryptsetup " + w.s + " (destroys the device's data or keys)")
 				return
 			}
+			if w.isUnknown() {
+				a.deny("cryptsetup with an unknown argument (" + show(w) + "), treated as unknown and denied")
+				return
+			}
 		}
 	case "diskutil":
 		for _, w := range args {
@@ -344,12 +381,651 @@ func (a *analyzer) named(name string, args []word, x *cmdCtx) {
 				a.deny("diskutil " + w.s + " (erases a disk)")
 				return
 			}
+			if w.isUnknown() {
+				a.deny("diskutil with an unknown argument (" + show(w) + "), treated as unknown and denied")
+				return
+			}
 		}
 	default:
 		if strings.HasPrefix(name, "mkfs") {
 			a.deny("filesystem creation (" + name + ")")
 		}
 	}
+}
+
+func unknownNote(w word) string {
+	if w.isUnknown() {
+		return ", treated as unknown and denied"
+	}
+	return ""
+}
+
+// device denies when w, a file a command writes to, is a raw block device
+// (or unknown), and reports whether it did.
+func (a *analyzer) device(w word, x *cmdCtx, what string) bool {
+	dev, unknown := rawDevice(w, x.st.cwds())
+	if dev == "" {
+		return false
+	}
+	if unknown {
+		a.deny("write to " + dev + " (" + what + "), treated as unknown and denied")
+	} else {
+		a.deny("write to raw block device " + dev + " (" + what + ")")
+	}
+	return true
+}
+
+func (a *analyzer) denyDevice(what, dev string, unknown bool) {
+	if unknown {
+		a.deny(what + " " + dev + ", treated as unknown and denied")
+	} else {
+		a.deny(what + " raw block device " + dev)
+	}
+}
+
+// rsync --delete SRC… DEST empties DEST of what SRC lacks;
+// --remove-source-files empties the sources.
+func (a *analyzer) rsync(args []word, x *cmdCtx) {
+	del, removeSrc := false, false
+	var ops []word
+	for _, w := range args {
+		switch {
+		case strings.HasPrefix(w.s, "--del"):
+			del = true
+		case w.s == "--remove-source-files":
+			removeSrc = true
+		case !strings.HasPrefix(w.s, "-"):
+			ops = append(ops, w)
+		}
+	}
+	for i, w := range ops {
+		if last := i == len(ops)-1; last && del || !last && removeSrc {
+			if p := protectedPath(w, x.st.cwds()); p != "" {
+				a.deny("rsync deleting files of " + p)
+				return
+			}
+		}
+	}
+}
+
+// skipFlags drops leading words that start with "-", and a "--".
+func skipFlags(ws []word) []word {
+	for len(ws) > 0 && len(ws[0].s) > 1 && ws[0].s[0] == '-' {
+		if ws[0].s == "--" {
+			return ws[1:]
+		}
+		ws = ws[1:]
+	}
+	return ws
+}
+
+// env: options, NAME=VALUE words (the command's environment), then the
+// command. -S (--split-string) splits its value into words that come before
+// the rest.
+func (a *analyzer) env(args []word, x *cmdCtx) {
+	y := x.process(nil)
+	for i := 0; i < len(args); i++ {
+		s := args[i].s
+		switch {
+		case s == "--":
+			a.simple(args[i+1:], y)
+			return
+		case isAssignment(s):
+			name, value, _ := strings.Cut(s, "=")
+			y.st.set(strings.TrimSuffix(name, "+"), []expand.Variable{stringVar(value)}, true)
+		case strings.HasPrefix(s, "--split-string") || strings.HasPrefix(s, "-") && !strings.HasPrefix(s, "--") && strings.IndexByte(s, 'S') > 0:
+			var value string
+			next := i + 1
+			if k := strings.IndexByte(s, '='); strings.HasPrefix(s, "--") && k > 0 {
+				value = s[k+1:]
+			} else if k := strings.IndexByte(s, 'S'); !strings.HasPrefix(s, "--") && k < len(s)-1 {
+				value = s[k+1:]
+			} else if next < len(args) {
+				value = args[next].s
+				next++
+			}
+			stmts, ok := a.parse(value, "env -S's string")
+			if !ok {
+				return
+			}
+			var ws []word
+			for _, st := range stmts {
+				if c, ok := st.Cmd.(*syntax.CallExpr); ok {
+					a.eachWorld(y.st, y.depth, wordNodes(c.Args), func(e *expansion) {
+						if ws == nil {
+							ws = e.words(c.Args)
+						}
+					})
+				}
+			}
+			a.simple(append(ws, args[next:]...), y)
+			return
+		case s == "-C" || s == "--chdir" || strings.HasPrefix(s, "--chdir="):
+			dir, ok := strings.CutPrefix(s, "--chdir=")
+			d := word{s: dir}
+			if !ok && i+1 < len(args) {
+				d = args[i+1]
+				i++
+			}
+			a.cd("cd", []word{d}, y.st)
+		case s == "-u" || s == "--unset":
+			if i+1 < len(args) {
+				y.st.set(args[i+1].s, []expand.Variable{unsetVar}, false)
+			}
+			i++
+		case strings.HasPrefix(s, "-"):
+			continue
+		default:
+			a.simple(args[i:], y)
+			return
+		}
+	}
+}
+
+// dashC analyses the -c (--command) script of su, runuser, flock, sg or
+// script and reports whether there was one.
+func (a *analyzer) dashC(args []word, x *cmdCtx) bool {
+	st := x.st.process(&positional{zero: "sh"})
+	for i, w := range args {
+		s := w.s
+		switch {
+		case s == "--":
+			return false
+		case strings.HasPrefix(s, "--command=") || strings.HasPrefix(s, "--session-command="):
+			a.text(s[strings.IndexByte(s, '=')+1:], st, x.depth+1)
+			return true
+		case s == "--command" || s == "--session-command" || len(s) > 1 && s[0] == '-' && s[1] != '-' && s[len(s)-1] == 'c':
+			if i+1 < len(args) {
+				a.body(args[i+1], x, st)
+			}
+			return true
+		case len(s) > 2 && s[0] == '-' && s[1] != '-' && strings.IndexByte(s, 'c') > 0:
+			a.text(s[strings.IndexByte(s, 'c')+1:], st, x.depth+1)
+			return true
+		}
+	}
+	return false
+}
+
+// shell analyses sh/bash/… : the -c script (with its $0, $1…), or the
+// script read from standard input (a here-document, a here-string, or a
+// pipe from echo or printf). A script file is opaque.
+func (a *analyzer) shell(args []word, x *cmdCtx) {
+	dashC, dashS := false, false
+	i := 0
+	for ; i < len(args); i++ {
+		s := args[i].s
+		if s == "--" || s == "-" {
+			i++
+			break
+		}
+		if len(s) < 2 || s[0] != '-' && s[0] != '+' {
+			break
+		}
+		if s[0] == '-' && s[1] == '-' {
+			if s == "--rcfile" || s == "--init-file" {
+				i++
+			}
+			continue
+		}
+		for j := 1; j < len(s); j++ {
+			switch s[j] {
+			case 'c':
+				dashC = dashC || s[0] == '-'
+			case 's':
+				dashS = true
+			case 'o', 'O':
+				if j == len(s)-1 {
+					i++
+				}
+				j = len(s)
+			}
+		}
+	}
+	if dashC {
+		if i < len(args) {
+			p := &positional{zero: "sh"}
+			for j, w := range args[i+1:] {
+				if j == 0 {
+					p.zero = valueOf(w)
+				} else {
+					p.list = append(p.list, valueOf(w))
+				}
+			}
+			a.body(args[i], x, x.st.process(p))
+		}
+		return
+	}
+	st := x.st.process(&positional{zero: "sh"})
+	if i < len(args) && !dashS && !isStdin(args[i].s) {
+		a.follow(args[i], x, st) // a script file; bash <(echo …) is followed
+		return
+	}
+	a.stdin(x, st)
+}
+
+// stdin analyses what the command at x reads on standard input, as a
+// script run in st: its here-documents and here-strings, or what the
+// command before it in a pipeline prints.
+func (a *analyzer) stdin(x *cmdCtx, st *state) {
+	if x.stmt != nil {
+		a.stdinScripts(x.stmt, x, st)
+	}
+	if x.prev != nil {
+		a.producer(x.prev, x, st)
+	}
+}
+
+// isStdin reports whether a file name is standard input.
+func isStdin(s string) bool {
+	switch s {
+	case "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-":
+		return true
+	}
+	return false
+}
+
+// stdinScripts analyses the here-documents and here-strings of s as
+// scripts run in st.
+func (a *analyzer) stdinScripts(s *syntax.Stmt, x *cmdCtx, st *state) {
+	for _, r := range s.Redirs {
+		switch r.Op {
+		case syntax.Hdoc, syntax.DashHdoc:
+			a.heredoc(r, x, st)
+		case syntax.WordHdoc: // one word, not split
+			a.eachWorld(x.st, x.depth, []syntax.Node{r.Word}, func(e *expansion) {
+				a.text(e.literal(r.Word), st, x.depth+1)
+			})
+		case syntax.RdrIn:
+			a.eachWorld(x.st, x.depth, []syntax.Node{r.Word}, func(e *expansion) {
+				for _, t := range e.words([]*syntax.Word{r.Word}) {
+					a.follow(t, x, st) // sh < <(echo …)
+				}
+			})
+		}
+	}
+}
+
+// heredoc analyses a here-document as a script run in st: as written if
+// its delimiter is quoted, else expanded.
+func (a *analyzer) heredoc(r *syntax.Redirect, x *cmdCtx, st *state) {
+	if r.Hdoc == nil {
+		return
+	}
+	quoted := r.Word == nil || slices.ContainsFunc(r.Word.Parts, func(p syntax.WordPart) bool {
+		l, ok := p.(*syntax.Lit)
+		return !ok || strings.IndexByte(l.Value, '\\') >= 0
+	})
+	if !quoted {
+		a.eachWorld(x.st, x.depth, []syntax.Node{r.Hdoc}, func(e *expansion) {
+			a.text(e.document(r.Hdoc), st, x.depth+1)
+		})
+		return
+	}
+	var b strings.Builder
+	for _, p := range r.Hdoc.Parts {
+		if l, ok := p.(*syntax.Lit); ok {
+			b.WriteString(l.Value)
+		}
+	}
+	a.text(b.String(), st, x.depth+1)
+}
+
+// body analyses a word that a shell runs as a script, in st.
+func (a *analyzer) body(w word, x *cmdCtx, st *state) {
+	a.text(w.s, st, x.depth+1)
+	a.follow(w, x, st)
+}
+
+// follow analyses what a word that is one process substitution outputs,
+// when that output is run as a script in st: bash <(echo rm -rf /).
+func (a *analyzer) follow(w word, x *cmdCtx, st *state) {
+	if w.sub == nil || x.depth+1 > maxDepth {
+		return
+	}
+	y := *x
+	y.depth++
+	for _, s := range w.sub {
+		a.producer(s, &y, st)
+	}
+}
+
+// producer analyses what statement s writes to standard output, as a
+// script run in st: the output of echo and printf, and any here-document or
+// here-string it reads (cat <<EOF | sh). Other producers are opaque.
+func (a *analyzer) producer(s *syntax.Stmt, x *cmdCtx, st *state) {
+	if a.reason != "" {
+		return
+	}
+	s = last(s)
+	a.stdinScripts(s, x, st)
+	c, ok := s.Cmd.(*syntax.CallExpr)
+	if !ok || len(c.Args) == 0 {
+		return
+	}
+	a.eachWorld(x.st, x.depth, []syntax.Node{c}, func(e *expansion) {
+		ws := e.words(c.Args)
+		if len(ws) == 0 {
+			return
+		}
+		names, _ := cmdNames(ws[0])
+		if len(names) != 1 {
+			return
+		}
+		switch args := ws[1:]; names[0] {
+		case "echo":
+			for len(args) > 0 && isEchoFlag(args[0].s) {
+				args = args[1:]
+			}
+			raw := joinWords(args)
+			a.text(raw, st, x.depth+1)
+			if dec := decodeEcho(raw); dec != raw {
+				a.text(dec, st, x.depth+1)
+			}
+		case "printf":
+			if len(args) == 0 {
+				return
+			}
+			if out, ok := printf(args[0].s, args[1:]); ok {
+				a.text(out, st, x.depth+1)
+				return
+			}
+			for _, w := range args { // an invalid format: each argument
+				a.text(decodeEcho(w.s), st, x.depth+1)
+			}
+		}
+	})
+}
+
+// cd analyses cd, pushd and popd run in st.
+func (a *analyzer) cd(name string, args []word, st *state) {
+	ws := args
+	for len(ws) > 0 && len(ws[0].s) > 1 && ws[0].s[0] == '-' && !isDigits(ws[0].s[1:]) {
+		if ws[0].s == "--" {
+			ws = ws[1:]
+			break
+		}
+		ws = ws[1:]
+	}
+	t := st.shell()
+	switch {
+	case name == "popd":
+		if len(ws) > 0 {
+			return // popd +N removes a stack entry
+		}
+		if n := len(t.dirs); n > 0 {
+			dirs := t.dirs[n-1]
+			t.dirs = t.dirs[:n-1]
+			st.chdir(dirs)
+			return
+		}
+		st.chdir([]word{{s: string(markUnknown)}})
+		return
+	case name == "pushd":
+		if len(ws) == 0 || strings.HasPrefix(ws[0].s, "+") || strings.HasPrefix(ws[0].s, "-") {
+			st.chdir([]word{{s: string(markUnknown)}}) // a rotation of the stack
+			return
+		}
+		t.dirs = append(t.dirs, st.cwds())
+	}
+	var dirs []word
+	switch {
+	case len(ws) == 0:
+		dirs = []word{{s: string(markHome)}}
+	case ws[0].s == "-":
+		dirs = st.oldpwds()
+	default:
+		for _, cwd := range st.cwds() {
+			dirs = append(dirs, chdir(ws[0], cwd))
+		}
+	}
+	st.chdir(dirs)
+}
+
+// chdir returns the working directory after cd to w from cwd.
+func chdir(w word, cwd word) word {
+	if w.s == "" {
+		return cwd
+	}
+	p, glob, v := resolvePath(w, cwd)
+	switch v {
+	case pathBenign:
+		return word{}
+	case pathUnknown:
+		return word{s: string(markUnknown)}
+	}
+	return word{s: p, glob: glob}
+}
+
+// builtin analyses the builtins that change what the analysis knows of the
+// shell's variables and positional parameters.
+func (a *analyzer) builtin(name string, args []word, x *cmdCtx) {
+	st := x.st
+	unknown := []expand.Variable{unknownVar}
+	setName := func(n string, vals []expand.Variable) {
+		if syntax.ValidName(n) {
+			st.set(n, vals, false)
+		} else {
+			st.taintAll() // a name the floor cannot know
+		}
+	}
+	switch name {
+	case "unset":
+		funcs := false
+		for _, w := range args {
+			switch {
+			case w.s == "-f":
+				funcs = true
+			case strings.HasPrefix(w.s, "-"):
+			case funcs:
+				st.defineFunc(w.s, nil)
+			default:
+				setName(w.s, []expand.Variable{unsetVar})
+			}
+		}
+	case "read", "mapfile", "readarray", "getopts":
+		// Every name they assign is unknown: read's operands (after options,
+		// some with a value), mapfile's array (MAPFILE by default), getopts'
+		// second operand. mapfile -C runs its callback.
+		valued := map[string]string{"read": "adinNptu", "mapfile": "dnOsuCc", "readarray": "dnOsuCc", "getopts": ""}[name]
+		var ops []word
+		for i := 0; i < len(args); i++ {
+			s := args[i].s
+			if len(s) > 1 && s[0] == '-' && len(ops) == 0 {
+				if j := strings.IndexAny(s[1:], valued); j >= 0 {
+					if s[1+j] == 'a' && name == "read" && 2+j == len(s) && i+1 < len(args) {
+						setName(args[i+1].s, unknown)
+					}
+					if s[1+j] == 'C' && 2+j == len(s) && i+1 < len(args) {
+						a.text(args[i+1].s, st.child(), x.depth+1)
+					}
+					if 2+j == len(s) {
+						i++
+					}
+				}
+				continue
+			}
+			ops = append(ops, args[i])
+		}
+		switch {
+		case name == "getopts" && len(ops) >= 2:
+			setName(ops[1].s, unknown)
+		case name != "getopts":
+			for _, w := range ops {
+				setName(w.s, unknown)
+			}
+		}
+	case "printf":
+		if len(args) >= 2 && args[0].s == "-v" {
+			vals := unknown
+			if len(args) >= 3 {
+				if out, ok := printf(args[2].s, args[3:]); ok {
+					vals = []expand.Variable{stringVar(out)}
+				}
+			}
+			setName(args[1].s, vals)
+		}
+	case "set":
+		// set -- ARGS, or set ARGS after options, sets the positional
+		// parameters. -o and +o take an option name.
+		for i := 0; i < len(args); i++ {
+			s := args[i].s
+			if s == "--" || s == "-" {
+				a.setArgs(st, args[i+1:])
+				return
+			}
+			if len(s) > 1 && (s[0] == '-' || s[0] == '+') {
+				if s[len(s)-1] == 'o' {
+					i++
+				}
+				continue
+			}
+			a.setArgs(st, args[i:])
+			return
+		}
+	case "shift":
+		n := 1
+		if len(args) > 0 {
+			if !isDigits(args[0].s) {
+				st.setArgs(nil, true)
+				return
+			}
+			n, _ = strconv.Atoi(args[0].s)
+		}
+		p := st.positional("@")
+		if st.positional("#").Str == string(markOpaque) {
+			return
+		}
+		list := p.List
+		if n > len(list) {
+			return // shift fails
+		}
+		st.setArgs(slices.Clone(list[n:]), false)
+	default: // export, declare, local, readonly, typeset run as plain commands
+		for _, w := range args {
+			if isAssignment(w.s) {
+				n, value, _ := strings.Cut(w.s, "=")
+				setName(strings.TrimSuffix(n, "+"), []expand.Variable{stringVar(value)})
+			} else if !strings.HasPrefix(w.s, "-") && !syntax.ValidName(w.s) {
+				st.taintAll()
+			}
+		}
+	}
+}
+
+func (a *analyzer) setArgs(st *state, args []word) {
+	list := make([]string, len(args))
+	for i, w := range args {
+		list[i] = valueOf(w)
+	}
+	st.setArgs(list, false)
+}
+
+func (a *analyzer) rm(args []word, x *cmdCtx) {
+	recursive, force := false, false
+	for _, w := range args {
+		s := w.s
+		if s == "--" {
+			break
+		}
+		switch {
+		case len(s) > 2 && s[0] == '-' && s[1] == '-':
+			name := s[2:]
+			if k := strings.IndexByte(name, '='); k >= 0 {
+				name = name[:k]
+			}
+			recursive = recursive || name != "" && strings.HasPrefix("recursive", name)
+			force = force || name != "" && strings.HasPrefix("force", name)
+		case len(s) > 1 && s[0] == '-':
+			recursive = recursive || strings.ContainsAny(s, "rR") || w.isUnknown()
+			force = force || strings.IndexByte(s, 'f') >= 0 || w.isUnknown()
+		}
+	}
+	if x.xargs && recursive && force {
+		a.deny("xargs rm -rf (recursively deletes whatever arrives on standard input)")
+		return
+	}
+	options := true
+	for _, w := range args {
+		if options && w.s == "--" {
+			options = false
+			continue
+		}
+		if options && len(w.s) > 1 && w.s[0] == '-' {
+			continue
+		}
+		if !recursive && !w.isUnknown() {
+			continue
+		}
+		if p := protectedPath(w, x.st.cwds()); p != "" {
+			if recursive {
+				a.deny("recursive delete of " + p)
+			} else { // it may be -r and a path
+				a.deny("rm with " + p)
+			}
+			return
+		}
+	}
+}
+
+func (a *analyzer) find(args []word, x *cmdCtx) {
+	i := 0
+	for i < len(args) { // -H -L -P -D opts -Olevel
+		s := args[i].s
+		if s == "-H" || s == "-L" || s == "-P" || strings.HasPrefix(s, "-O") {
+			i++
+		} else if s == "-D" {
+			i += 2
+		} else {
+			break
+		}
+	}
+	start := min(i, len(args))
+	for i < len(args) && !isFindExpr(args[i].s) {
+		i++
+	}
+	paths := args[start:min(i, len(args))]
+	action := ""
+	for _, w := range args { // an unknown word may be (or split into) -delete
+		if w.isUnknown() {
+			action = "find with an unknown argument (" + show(w) + ", maybe -delete)"
+		}
+	}
+	for j := i; j < len(args); j++ {
+		switch args[j].s {
+		case "-delete":
+			action = "find -delete"
+		case "-exec", "-execdir", "-ok", "-okdir":
+			k := j + 1
+			for k < len(args) && args[k].s != ";" && args[k].s != "+" {
+				k++
+			}
+			tmpl := args[j+1 : k]
+			for _, w := range tmpl {
+				if n, _ := cmdNames(w); len(n) > 0 && (n[0] == "rm" || n[0] == "shred") {
+					action = "find " + args[j].s + " " + n[0]
+				}
+			}
+			a.simple(tmpl, x.process(nil))
+			j = k
+		}
+	}
+	if action == "" || a.reason != "" {
+		return
+	}
+	if len(paths) == 0 {
+		paths = []word{{s: "."}}
+	}
+	for _, w := range paths {
+		if p := protectedPath(w, x.st.cwds()); p != "" {
+			a.deny(action + " on " + p)
+			return
+		}
+	}
+}
+
+func isFindExpr(s string) bool {
+	return strings.HasPrefix(s, "-") || s == "(" || s == "!" || s == ")" || s == ","
 }
 
 // starts returns every index of args at which the wrapped command may
@@ -392,7 +1068,7 @@ func (o opts) starts(args []word, i int, out []int) []int {
 			}
 			continue
 		}
-		if len(s) > 1 && s[0] == '-' && !w.dyn {
+		if len(s) > 1 && s[0] == '-' {
 			step := 1
 			for j := 1; j < len(s); j++ {
 				if strings.IndexByte(o.short, s[j]) >= 0 {
@@ -420,410 +1096,6 @@ func (o opts) starts(args []word, i int, out []int) []int {
 		i += o.operands
 	}
 	return append(out, i)
-}
-
-// skipFlags drops leading words that start with "-", and a "--".
-func skipFlags(ws []word) []word {
-	for len(ws) > 0 && len(ws[0].s) > 1 && ws[0].s[0] == '-' {
-		if ws[0].s == "--" {
-			return ws[1:]
-		}
-		ws = ws[1:]
-	}
-	return ws
-}
-
-func joinWords(ws []word) string {
-	var b strings.Builder
-	for i, w := range ws {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(w.s)
-	}
-	return b.String()
-}
-
-// env: options, NAME=VALUE words, then the command. -S (--split-string)
-// splits its value into words that come before the rest.
-func (a *analyzer) env(args []word, x *cmdCtx) {
-	for i := 0; i < len(args); i++ {
-		s := args[i].s
-		switch {
-		case s == "--":
-			a.simple(args[i+1:], x)
-			return
-		case isAssignment(s):
-			continue
-		case strings.HasPrefix(s, "--split-string") || strings.HasPrefix(s, "-") && !strings.HasPrefix(s, "--") && strings.IndexByte(s, 'S') > 0:
-			var value string
-			next := i + 1
-			if k := strings.IndexByte(s, '='); strings.HasPrefix(s, "--") && k > 0 {
-				value = s[k+1:]
-			} else if k := strings.IndexByte(s, 'S'); !strings.HasPrefix(s, "--") && k < len(s)-1 {
-				value = s[k+1:]
-			} else if next < len(args) {
-				value = args[next].s
-				next++
-			}
-			split := a.parseText(value, x.depth+1)
-			var ws []word
-			for _, c := range split.cmds {
-				for _, w := range c.words {
-					ws = a.resolve(w, x.st, true, ws)
-				}
-			}
-			a.simple(append(ws, args[next:]...), x)
-			return
-		case s == "-C" || s == "--chdir" || strings.HasPrefix(s, "--chdir="):
-			dir := strings.TrimPrefix(s, "--chdir=")
-			if !strings.HasPrefix(s, "--chdir=") && i+1 < len(args) {
-				dir = args[i+1].s
-				i++
-			}
-			y := *x
-			y.st = x.st.child()
-			y.st.cwd = chdir([]word{{s: dir}}, x.st.cwd)
-			x = &y
-		case s == "-u" || s == "--unset":
-			i++
-		case s == "-":
-			continue
-		case strings.HasPrefix(s, "-"):
-			continue
-		default:
-			a.simple(args[i:], x)
-			return
-		}
-	}
-}
-
-// dashC analyses the -c (--command) script of su or runuser and reports
-// whether there was one.
-func (a *analyzer) dashC(args []word, x *cmdCtx) bool {
-	for i, w := range args {
-		s := w.s
-		switch {
-		case s == "--":
-			return false
-		case strings.HasPrefix(s, "--command=") || strings.HasPrefix(s, "--session-command="):
-			a.text(s[strings.IndexByte(s, '=')+1:], x.st, x.depth+1)
-			return true
-		case s == "--command" || s == "--session-command" || len(s) > 1 && s[0] == '-' && s[1] != '-' && s[len(s)-1] == 'c':
-			if i+1 < len(args) {
-				a.body(args[i+1], x, nil)
-			}
-			return true
-		case len(s) > 2 && s[0] == '-' && s[1] != '-' && strings.IndexByte(s, 'c') > 0:
-			a.text(s[strings.IndexByte(s, 'c')+1:], x.st, x.depth+1)
-			return true
-		}
-	}
-	return false
-}
-
-// shell analyses sh/bash/… : the -c script, or the script read from
-// standard input (a here-document, a here-string, or a pipe from echo,
-// printf or cat). A script file is opaque.
-func (a *analyzer) shell(args []word, x *cmdCtx) {
-	dashC, dashS := false, false
-	i := 0
-	for ; i < len(args); i++ {
-		s := args[i].s
-		if s == "--" || s == "-" {
-			i++
-			break
-		}
-		if len(s) < 2 || s[0] != '-' && s[0] != '+' {
-			break
-		}
-		if s[0] == '-' && s[1] == '-' {
-			if s == "--rcfile" || s == "--init-file" {
-				i++
-			}
-			continue
-		}
-		for j := 1; j < len(s); j++ {
-			switch s[j] {
-			case 'c':
-				dashC = dashC || s[0] == '-'
-			case 's':
-				dashS = true
-			case 'o', 'O':
-				if j == len(s)-1 {
-					i++
-				}
-				j = len(s)
-			}
-		}
-	}
-	if dashC {
-		if i < len(args) {
-			a.body(args[i], x, args[i+1:])
-		}
-		return
-	}
-	if i < len(args) && !dashS && !isStdin(args[i].s) {
-		a.follow(args[i], x) // a script file; bash <(echo …) is followed
-		return
-	}
-	a.stdin(x)
-}
-
-// stdin analyses what the command at x reads on standard input, as a
-// script: its here-documents and here-strings, or what the command before it
-// in a pipeline prints.
-func (a *analyzer) stdin(x *cmdCtx) {
-	a.stdinScripts(&x.sc.cmds[x.i], x)
-	if x.i > 0 {
-		if prev := &x.sc.cmds[x.i-1]; prev.op == "|" || prev.op == "|&" {
-			a.producer(prev, x)
-		}
-	}
-}
-
-// isStdin reports whether a file name is standard input.
-func isStdin(s string) bool {
-	switch s {
-	case "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-":
-		return true
-	}
-	return false
-}
-
-// stdinScripts analyses the here-documents and here-strings of c as scripts.
-func (a *analyzer) stdinScripts(c *command, x *cmdCtx) {
-	for _, r := range c.redirs {
-		switch r.op {
-		case "<<", "<<-":
-			a.text(r.body, x.st, x.depth+1)
-		case "<<<":
-			for _, t := range a.resolve(r.target, x.st, false, nil) {
-				a.body(t, x, nil)
-			}
-		case "<":
-			a.follow(r.target, x)
-		}
-	}
-}
-
-// body analyses a word that a shell runs as a script. pos, if any, are the
-// script's $0, $1, … (bash -c 'rm -rf "$1"' sh /).
-func (a *analyzer) body(w word, x *cmdCtx, pos []word) {
-	st := x.st
-	if len(pos) > 0 {
-		st = x.st.child()
-		st.set("0", []string{pos[0].s})
-		all := make([]string, 0, len(pos)-1)
-		for i, p := range pos[1:] {
-			all = append(all, p.s)
-			if i < 9 {
-				st.set(strconv.Itoa(i+1), []string{p.s})
-			}
-		}
-		st.set("@", []string{strings.Join(all, string(markSplit))})
-		st.set("*", []string{strings.Join(all, " ")})
-	}
-	a.text(w.s, st, x.depth+1)
-	a.follow(w, x)
-}
-
-// follow analyses what a word that is one substitution outputs, when that
-// output is run as a script: bash -c "$(echo rm -rf /)".
-func (a *analyzer) follow(w word, x *cmdCtx) {
-	if w.sub == nil || w.s != string(markUnknown) || x.depth+1 > maxDepth {
-		return
-	}
-	y := *x
-	y.depth++
-	for i := range w.sub.cmds {
-		a.producer(&w.sub.cmds[i], &y)
-	}
-}
-
-// producer analyses what command c writes to standard output, as a script:
-// the arguments of echo and printf (each one, and all joined), and any
-// here-document or here-string it reads. Other producers are opaque.
-func (a *analyzer) producer(c *command, x *cmdCtx) {
-	if a.reason != "" {
-		return
-	}
-	a.stdinScripts(c, x)
-	var ws []word
-	for _, w := range c.words {
-		ws = a.resolve(w, x.st, true, ws)
-	}
-	ws = stripPrefix(ws)
-	if len(ws) == 0 {
-		return
-	}
-	name := ""
-	if n := cmdNames(ws[0]); len(n) == 1 {
-		name = n[0]
-	}
-	if name != "echo" && name != "printf" {
-		return
-	}
-	var all strings.Builder
-	for _, w := range ws[1:] {
-		t := decodeEcho(w.s)
-		a.text(t, x.st, x.depth+1)
-		a.follow(w, x)
-		all.WriteString(t)
-		all.WriteByte(' ')
-	}
-	a.text(all.String(), x.st, x.depth+1)
-}
-
-// decodeEcho decodes the backslash escapes of echo -e and printf.
-func decodeEcho(s string) string {
-	if strings.IndexByte(s, '\\') < 0 {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		if s[i] == '\\' && i+1 < len(s) {
-			b, i = unescape(b, s, i)
-			continue
-		}
-		b = append(b, s[i])
-		i++
-	}
-	return string(b)
-}
-
-// chdir returns the working directory after "cd args" from cwd.
-func chdir(args []word, cwd string) string {
-	ws := args
-	for len(ws) > 0 && len(ws[0].s) > 1 && ws[0].s[0] == '-' {
-		if ws[0].s == "--" {
-			ws = ws[1:]
-			break
-		}
-		ws = ws[1:]
-	}
-	if len(ws) == 0 {
-		return string(markHome)
-	}
-	s := ws[0].s
-	switch {
-	case s == "" || s == "-" || strings.IndexByte(s, markUnknown) >= 0 || ws[0].glob:
-		return ""
-	case s[0] == markHome:
-		return string(markHome) + path.Clean("/"+s[1:])
-	case s[0] == '/':
-		return path.Clean(s)
-	case cwd == "":
-		return ""
-	}
-	return joinPath(cwd, s)
-}
-
-// joinPath joins a relative path to a directory that is absolute or starts
-// with markHome.
-func joinPath(dir, rel string) string {
-	if dir[0] == markHome {
-		return string(markHome) + path.Clean("/"+dir[1:]+"/"+rel)
-	}
-	return path.Clean(dir + "/" + rel)
-}
-
-func (a *analyzer) rm(args []word, x *cmdCtx) {
-	recursive, force := false, false
-	for _, w := range args {
-		s := w.s
-		if s == "--" {
-			break
-		}
-		switch {
-		case len(s) > 2 && s[0] == '-' && s[1] == '-':
-			name := s[2:]
-			if k := strings.IndexByte(name, '='); k >= 0 {
-				name = name[:k]
-			}
-			recursive = recursive || name != "" && strings.HasPrefix("recursive", name)
-			force = force || name != "" && strings.HasPrefix("force", name)
-		case len(s) > 1 && s[0] == '-':
-			recursive = recursive || strings.ContainsAny(s, "rR")
-			force = force || strings.IndexByte(s, 'f') >= 0
-		}
-	}
-	if x.xargs && recursive && force {
-		a.deny("xargs rm -rf (recursively deletes whatever arrives on standard input)")
-		return
-	}
-	if !recursive {
-		return
-	}
-	options := true
-	for _, w := range args {
-		if options && w.s == "--" {
-			options = false
-			continue
-		}
-		if options && len(w.s) > 1 && w.s[0] == '-' {
-			continue
-		}
-		if p := protectedPath(w, x.st.cwd); p != "" {
-			a.deny("recursive delete of " + p)
-			return
-		}
-	}
-}
-
-func (a *analyzer) find(args []word, x *cmdCtx) {
-	i := 0
-	for i < len(args) { // -H -L -P -D opts -Olevel
-		s := args[i].s
-		if s == "-H" || s == "-L" || s == "-P" || strings.HasPrefix(s, "-O") {
-			i++
-		} else if s == "-D" {
-			i += 2
-		} else {
-			break
-		}
-	}
-	start := min(i, len(args))
-	for i < len(args) && !isFindExpr(args[i].s) {
-		i++
-	}
-	paths := args[start:min(i, len(args))]
-	action := ""
-	for j := i; j < len(args); j++ {
-		switch args[j].s {
-		case "-delete":
-			action = "find -delete"
-		case "-exec", "-execdir", "-ok", "-okdir":
-			k := j + 1
-			for k < len(args) && args[k].s != ";" && args[k].s != "+" {
-				k++
-			}
-			tmpl := args[j+1 : k]
-			for _, w := range tmpl {
-				if n := cmdNames(w); len(n) > 0 && (n[0] == "rm" || n[0] == "shred") {
-					action = "find " + args[j].s + " " + n[0]
-				}
-			}
-			a.simple(tmpl, x)
-			j = k
-		}
-	}
-	if action == "" || a.reason != "" {
-		return
-	}
-	if len(paths) == 0 {
-		paths = []word{{s: "."}}
-	}
-	for _, w := range paths {
-		if p := protectedPath(w, x.st.cwd); p != "" {
-			a.deny(action + " on " + p)
-			return
-		}
-	}
-}
-
-func isFindExpr(s string) bool {
-	return strings.HasPrefix(s, "-") || s == "(" || s == "!" || s == ")" || s == ","
 }
 
 // kill: a signal sent to pid -1 reaches every process the caller may
@@ -870,6 +1142,10 @@ func (a *analyzer) powerVerb(name string, args []word) {
 	start := false
 	for _, w := range args {
 		s := lower(w.s)
+		if w.isUnknown() {
+			a.deny(name + " with an unknown argument (" + show(w) + "), treated as unknown and denied")
+			return
+		}
 		if strings.HasPrefix(s, "-") {
 			continue
 		}
