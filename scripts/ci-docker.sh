@@ -14,7 +14,9 @@
 # `docker compose stop` during a turn in flight, then `up`: the session is
 # there, its history valid, the interrupted turn cancelled with reason
 # shutdown, and a new turn works; the same after `down` + `up` (the named
-# volume keeps the data).
+# volume keeps the data); the hostile-tenant suite (cmd/agentd
+# attack_e2e_test.go) inside the image as uid 10001 with the compose
+# hardening, against the image's own agentd.
 #
 # AGENTD_CI_IMAGES=FILE  also `docker save` the images (agentd, fakellm, pause)
 #                        there for scripts/ci-k8s.sh.
@@ -217,6 +219,22 @@ if ! "$check" shell -url "$url" -key "$key" -user shell-user; then
 	echo "run_shell_command does not work in the container: see the tool result above (a sandbox failure is agentd's, not the image's)" >&2
 	exit 1
 fi
+
+phase "docker: the hostile-tenant suite inside the image (uid 10001, read-only root, no capabilities, no-new-privileges)"
+# The end-to-end test binary, static, runs in the image against the image's
+# own agentd, with the hardening of docker-compose.yml (read_only, tmpfs
+# /tmp, cap_drop ALL, no-new-privileges, user 10001, mem_limit): there the
+# sandbox has no root to lean on, and agentd is not PID 1.
+mkdir -p "$W/e2e"
+CGO_ENABLED=0 go test -c -o "$W/e2e/agentd-e2e.test" ./cmd/agentd
+chmod -R a+rX "$W/e2e"
+"$docker" run --rm --read-only --tmpfs /tmp:size=512M --cap-drop ALL --security-opt no-new-privileges \
+	--user 10001:10001 --memory 2g -v "$W/e2e:/e2e:ro" -e AGENTD_E2E_BINARY=/usr/local/bin/agentd \
+	--entrypoint /e2e/agentd-e2e.test "$image" -test.run '^(TestHostileTenant|TestEvictionEndsCommands)$' -test.v -test.count=1 \
+	>"$W/attack.log" 2>&1 || { grep -v '^{"level"' "$W/attack.log" | tail -n 80; die "the hostile-tenant suite failed inside the image"; }
+grep -E '^(---|ok|PASS)' "$W/attack.log"
+if grep -E -- '--- SKIP' "$W/attack.log"; then die "a hostile-tenant test skipped inside the image"; fi
+grep -q -- '--- PASS: TestHostileTenant ' "$W/attack.log" || die "TestHostileTenant did not run and pass inside the image"
 
 phase "docker: docker compose stop (SIGTERM) during a turn in flight"
 rm -f "$W/ready"

@@ -29,6 +29,15 @@ import (
 var binary, fakemcp string
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == attackArg { // a client the sandboxed commands of attack_e2e_test.go run
+		os.Exit(attackClient(os.Args[2:]))
+	}
+	// Inside the image (scripts/ci-docker.sh) there is no Go to build with:
+	// the image's own agentd is named instead.
+	if binary = os.Getenv("AGENTD_E2E_BINARY"); binary != "" {
+		fakemcp = os.Getenv("AGENTD_E2E_FAKEMCP")
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "agentd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
