@@ -71,6 +71,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 				return fmt.Errorf("find the agentd binary for the sandbox helper: %w", err)
 			}
 			rep := sandbox.Preflight(ctx, self, pol)
+			sandbox.ReleaseCgroups()
 			fmt.Fprintln(stdout, rep)
 			for _, p := range rep.Profiles {
 				if p.InUse && !p.OK {

@@ -17,6 +17,7 @@ import (
 	"github.com/agentd/agentd/internal/governance"
 	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/internal/rollback"
+	"github.com/agentd/agentd/internal/sandbox"
 	"github.com/agentd/agentd/internal/session"
 )
 
@@ -199,6 +200,8 @@ func (c *control) watch(every time.Duration, reload <-chan os.Signal) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			c.refresh(ctx, why, force)
 			cancel()
+			// What a helper killed outright left in its command's cgroup.
+			sandbox.SweepCgroups()
 		}
 	}()
 }

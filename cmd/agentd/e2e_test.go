@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/llm/llmtest"
+	"github.com/agentd/agentd/internal/sandbox"
 )
 
 // binary is agentd and fakemcp a small MCP server (cmd/fakemcp), both
@@ -59,6 +60,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	sandbox.SweepCgroups() // the command cgroups of the agentds the tests killed
 	os.Exit(code)
 }
 

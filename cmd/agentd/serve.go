@@ -23,6 +23,7 @@ import (
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/internal/sandbox"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
 )
@@ -167,11 +168,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	defer a.close() // last: after every turn has saved
+	defer sandbox.ReleaseCgroups() // after a.close: no command runs any more
+	defer a.close()                // last: after every turn has saved
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	a.ctl.watch(cfg.ConfigPoll, hup)
+	sandbox.SweepCgroups() // what commands of an agentd that died with its helpers left
 
 	ln, err := net.Listen("tcp", cfg.Addr) // a port clash fails here, not later
 	if err != nil {

@@ -51,7 +51,10 @@
 // command's first process exits, or the helper gets SIGTERM (its
 // parent-death signal, sent when agentd dies, kill -9 included), it kills
 // all of them, setsid daemons included, and exits with the command's status
-// (or dies of the same signal). It leaves the command's process group, so
+// (or dies of the same signal). Where agentd may make cgroup v2 groups
+// (the preflight proves it), the command also runs in a cgroup of its own
+// that the helper ends with cgroup.kill, and [SweepCgroups] ends what a
+// helper killed outright left. It leaves the command's process group, so
 // agentd's signals to the group reach the command only. Landlock is strict:
 // if the kernel's Landlock ABI cannot enforce what the profile needs (ABI 6),
 // the helper exits 125 and the command never runs.
@@ -79,9 +82,10 @@
 // Landlock does not restrict chmod, chown, utime, setxattr or stat outside
 // the workspace (dropping capabilities limits chown and the rest to files
 // the user owns). Pathname UNIX sockets outside the workspace stay reachable
-// under the network profile below Landlock ABI 9 (the report says so). A
-// helper killed with SIGKILL by someone other than agentd (the OOM killer,
-// an operator) leaves its command's processes to the next subreaper.
+// under the network profile below Landlock ABI 9 (the report says so).
+// Without a delegated cgroup, a helper killed with SIGKILL by someone other
+// than agentd (the OOM killer, an operator) leaves its command's processes
+// to the next subreaper.
 //
 // The package has no package-level mutable state. A Policy is safe for
 // concurrent use.

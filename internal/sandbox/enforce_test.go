@@ -283,6 +283,10 @@ func TestHookRewritesCommand(t *testing.T) {
 	want := map[string]any{"v": 2.0, "profile": "workspace-write", "workspace": ws, "path": "/bin/sh"}
 	delete(spec, "hidden")    // the host's secrets under /etc that agentd can read
 	delete(spec, "read_only") // the test binary
+	if got, want := spec["cgroup"], preflightedReport(t).Cgroup; want != "" && got != want {
+		t.Errorf("spec cgroup = %v; want the preflight's %s", got, want)
+	}
+	delete(spec, "cgroup") // where this machine delegates one
 	if len(spec) != len(want) {
 		t.Errorf("spec = %v; want %v", spec, want)
 	}

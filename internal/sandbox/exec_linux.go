@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -144,6 +145,18 @@ func supervise(s spec, argv []string, term <-chan os.Signal, stderr io.Writer) i
 		// In the helper's group, which the helper then leaves: agentd's
 		// signals to the group reach the command and never the helper.
 		Sys: &syscall.SysProcAttr{Setpgid: leader, Pgid: self}}
+	cgroup := ""
+	if s.Cgroup != "" {
+		cgroup = filepath.Join(s.Cgroup, cgroupCommandPrefix+strconv.Itoa(self))
+		fd, err := makeCgroup(cgroup)
+		if err != nil {
+			unix.Close(c.rulesetFD)
+			return helperFail(stderr, exitSetup, "cannot give the command its cgroup, so it was not run: %v", err)
+		}
+		defer unix.Close(fd)
+		defer removeCgroup(cgroup) // after waitAll: every process in it is gone
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
+	}
 	var (
 		pid               int
 		setupErr, execErr error
@@ -174,7 +187,7 @@ func supervise(s spec, argv []string, term <-chan os.Signal, stderr io.Writer) i
 			_ = unix.Setpgid(0, pg) // EPERM (another session): agentd's group signals then reach the helper too
 		}
 	}
-	ws := waitAll(pid, term)
+	ws := waitAll(pid, term, cgroup)
 	switch {
 	case ws.Signaled():
 		raise(ws.Signal())
@@ -215,9 +228,10 @@ type waitResult struct {
 
 // waitAll reaps every child of the helper (the command and whatever was
 // orphaned to it) until there are none, killing them all once the
-// command's first process (pid) has exited or term fired, and returns that
+// command's first process (pid) has exited or term fired (with
+// cgroup.kill too when the command has a cgroup), and returns that
 // process's status.
-func waitAll(pid int, term <-chan os.Signal) unix.WaitStatus {
+func waitAll(pid int, term <-chan os.Signal, cgroup string) unix.WaitStatus {
 	exits := make(chan waitResult, 16)
 	go func() {
 		defer close(exits)
@@ -242,6 +256,9 @@ func waitAll(pid int, term <-chan os.Signal) unix.WaitStatus {
 		if ticker == nil {
 			ticker = time.NewTicker(20 * time.Millisecond)
 			tick = ticker.C
+		}
+		if cgroup != "" {
+			_ = killCgroup(cgroup)
 		}
 		killDescendants()
 	}

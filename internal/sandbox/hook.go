@@ -123,10 +123,12 @@ func (p *Policy) HookWith(self string, workspace string, tool string, override s
 		}
 	}
 	return func(cmd *exec.Cmd) error {
-		if err := p.preflightOK(prof); err != nil {
+		r, err := p.preflightOK(prof)
+		if err != nil {
 			return misconfigured(err)
 		}
-		wrap(self, spec{Version: specVersion, Profile: prof, Workspace: ws, Writable: extra, ReadOnly: readOnly, Hidden: hidden}, cmd)
+		wrap(self, spec{Version: specVersion, Profile: prof, Workspace: ws, Writable: extra, ReadOnly: readOnly, Hidden: hidden,
+			Cgroup: r.Cgroup}, cmd)
 		return nil
 	}
 }
@@ -149,20 +151,21 @@ func wrap(self string, s spec, cmd *exec.Cmd) {
 	setParentDeathSignal(cmd.SysProcAttr)
 }
 
-// preflightOK says why commands under prof must be refused, if they must.
-func (p *Policy) preflightOK(prof Profile) error {
+// preflightOK returns the preflight's report, or why commands under prof
+// must be refused.
+func (p *Policy) preflightOK(prof Profile) (*Report, error) {
 	r := p.report.Load()
 	if r == nil {
-		return errors.New("the preflight check has not run for this policy")
+		return nil, errors.New("the preflight check has not run for this policy")
 	}
 	pr, ok := r.profile(prof)
 	if !ok {
-		return fmt.Errorf("profile %s was not checked by the preflight", prof)
+		return nil, fmt.Errorf("profile %s was not checked by the preflight", prof)
 	}
 	if !pr.OK {
-		return fmt.Errorf("profile %s failed its preflight: %s", prof, pr.Problem)
+		return nil, fmt.Errorf("profile %s failed its preflight: %s", prof, pr.Problem)
 	}
-	return nil
+	return r, nil
 }
 
 // absDir checks that dir is an absolute path to an existing directory and

@@ -231,3 +231,40 @@ func TestHookTimeoutKillsDaemons(t *testing.T) {
 		t.Errorf("the helper: kill 0 = %v; want it gone (ESRCH)", err)
 	}
 }
+
+// TestHelperKilledOutright: where commands get a cgroup, a helper killed
+// with SIGKILL (by the OOM killer, say: never by agentd) leaves its
+// command's processes in that cgroup, and the sweep ends them.
+func TestHelperKilledOutright(t *testing.T) {
+	r := preflightedReport(t)
+	if r.Cgroup == "" {
+		t.Skipf("SKIPPED: commands get no cgroup here: %s", r.Containment)
+	}
+	ws := t.TempDir()
+	cmd := exec.Command("/bin/sh", "-c", `setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > daemon; exec sleep 1000`)
+	cmd.Dir = ws
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := hookFor(t, ws, sandbox.WorkspaceWriteNoNetwork)(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	daemon := readPID(t, filepath.Join(ws, "daemon"))
+	cg := filepath.Join(r.Cgroup, fmt.Sprintf("cmd-%d", cmd.Process.Pid))
+	if b, err := os.ReadFile(filepath.Join(cg, "cgroup.procs")); err != nil || !strings.Contains(string(b), strconv.Itoa(daemon)) {
+		t.Errorf("%s/cgroup.procs = %q, %v; want the daemon %d in it", cg, b, err, daemon)
+	}
+	cmd.Process.Kill() // the helper, outright: it cannot clean up
+	cmd.Wait()
+	if err := syscall.Kill(daemon, 0); err != nil {
+		t.Fatalf("the daemon is gone before the sweep (%v): the test proves nothing", err)
+	}
+	sandbox.SweepCgroups()
+	if !gone(t, daemon) {
+		t.Errorf("the daemon (%d) survived the sweep", daemon)
+	}
+	if _, err := os.Stat(cg); err == nil {
+		t.Errorf("%s is still there after the sweep", cg)
+	}
+}

@@ -36,7 +36,10 @@ func TestMain(m *testing.M) {
 			os.Exit(fakeParent(os.Args[2:]))
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	sandbox.ReleaseCgroups() // the preflights' parent of command cgroups
+	sandbox.SweepCgroups()   // and what earlier runs left
+	os.Exit(code)
 }
 
 const netClientArg = "__test-net"
@@ -281,5 +284,6 @@ func fakeParent(args []string) int {
 	}
 	fmt.Printf("helper %d\n", cmd.Process.Pid)
 	cmd.Wait()
+	sandbox.ReleaseCgroups()
 	return 0
 }

@@ -33,6 +33,9 @@ type Report struct {
 	LandlockProblem string // why it is unavailable, if it is
 	// Containment says how a command's processes are ended with it.
 	Containment string
+	// Cgroup is the cgroup v2 directory below which each command gets a
+	// cgroup of its own, "" where agentd may make none.
+	Cgroup string
 	// Profiles has one entry per built-in profile, in the order of
 	// Profiles(), when Enabled; none otherwise.
 	Profiles []ProfileReport
@@ -62,13 +65,22 @@ func (g Guarantee) String() string {
 	return g.Name + ": NOT ENFORCED: " + g.How
 }
 
-// containment is how every helper ends a command's processes.
-const containment = "a supervisor per command (the helper stays as the command's parent and child subreaper, " +
+// supervisor is how every helper ends a command's processes.
+const supervisor = "a supervisor per command (the helper stays as the command's parent and child subreaper, " +
 	"outside its sandbox, with a parent-death signal from agentd): when the command ends, times out or is cancelled, " +
 	"its session is deleted or evicted, or agentd exits by any path, every process it started is killed, setsid daemons included"
 
+// containment describes how commands are contained, with or without a
+// cgroup (cgroupWhy says why not).
+func containment(cgroup, cgroupWhy string) string {
+	if cgroup != "" {
+		return "a cgroup v2 per command (" + cgroup + "/cmd-<helper>, ended with cgroup.kill; agentd sweeps those a dead helper left) and " + supervisor
+	}
+	return supervisor + "; no cgroup per command (" + cgroupWhy + ")"
+}
+
 // guarantees lists what prof promises on a kernel with Landlock ABI abi.
-func guarantees(prof Profile, abi int) []Guarantee {
+func guarantees(prof Profile, abi int, cgroup bool) []Guarantee {
 	l := func(v int) string { return fmt.Sprintf("Landlock (ABI %d+)", v) }
 	g := []Guarantee{
 		{"reads", true, l(1) + ": the workspace, the system paths (" + strings.Join(systemReadPaths, " ") +
@@ -96,9 +108,13 @@ func guarantees(prof Profile, abi int) []Guarantee {
 	} else {
 		g = append(g, Guarantee{"network", true, l(4) + " for TCP, seccomp for every other socket family"})
 	}
+	processes := "a supervisor per command: nothing it starts outlives it"
+	if cgroup {
+		processes = "a cgroup v2 and a supervisor per command: nothing it starts outlives it"
+	}
 	return append(g,
 		Guarantee{"privileges", true, "no_new_privs, every capability dropped"},
-		Guarantee{"processes", true, "a supervisor per command: nothing it starts outlives it"},
+		Guarantee{"processes", true, processes},
 	)
 }
 
@@ -138,6 +154,7 @@ func (r Report) String() string {
 	} else {
 		fmt.Fprintf(&b, "Landlock ABI %d", r.LandlockABI)
 	}
+	fmt.Fprintf(&b, "\n  processes: %s", r.Containment)
 	// What every profile guarantees alike is said once.
 	common := map[string]int{}
 	for _, p := range r.Profiles {
@@ -186,13 +203,19 @@ func (r Report) String() string {
 // Run it at start and on every reload of sandbox.json, and log the report.
 // A disabled policy is not probed; its report says commands run unconfined.
 func Preflight(ctx context.Context, self string, p *Policy) Report {
-	r := Report{Enabled: p.enabled, Source: p.source, Arch: runtime.GOARCH, Containment: containment}
+	r := Report{Enabled: p.enabled, Source: p.source, Arch: runtime.GOARCH}
 	abi, err := landlockABI()
 	r.LandlockABI = abi
 	if err != nil {
 		r.LandlockProblem = err.Error()
 	}
 	if p.enabled {
+		cg, cgErr := commandCgroupParent()
+		why := ""
+		if cgErr != nil {
+			why = cgErr.Error()
+		}
+		r.Cgroup, r.Containment = cg, containment(cg, why)
 		for _, prof := range Profiles() {
 			pr := ProfileReport{Profile: prof}
 			switch {
@@ -202,10 +225,10 @@ func Preflight(ctx context.Context, self string, p *Policy) Report {
 				pr.Problem = fmt.Sprintf("the kernel's Landlock ABI %d is too old: profile %s needs ABI %d "+
 					"(Linux 6.12) to keep commands from signalling agentd and other processes", abi, prof, prof.minABI())
 			default:
-				pr = preflightProfile(ctx, self, prof, p.Settings(prof))
+				pr = preflightProfile(ctx, self, prof, p.Settings(prof), r.Cgroup)
 			}
 			if err == nil {
-				pr.Guarantees = guarantees(prof, abi)
+				pr.Guarantees = guarantees(prof, abi, r.Cgroup != "")
 			}
 			pr.InUse = p.inUse(prof)
 			r.Profiles = append(r.Profiles, pr)
@@ -217,9 +240,9 @@ func Preflight(ctx context.Context, self string, p *Policy) Report {
 	return r
 }
 
-func preflightProfile(ctx context.Context, self string, prof Profile, set ProfileSettings) (pr ProfileReport) {
+func preflightProfile(ctx context.Context, self string, prof Profile, set ProfileSettings, cgroup string) (pr ProfileReport) {
 	pr.Profile = prof
-	if err := proveProfile(ctx, self, prof, set, &pr.Proved); err != nil {
+	if err := proveProfile(ctx, self, prof, set, cgroup, &pr.Proved); err != nil {
 		pr.Problem = err.Error()
 		return pr
 	}
@@ -229,7 +252,7 @@ func preflightProfile(ctx context.Context, self string, prof Profile, set Profil
 
 // proveProfile runs the checks of one profile, appending what held to
 // proved, and returns the first failure.
-func proveProfile(ctx context.Context, self string, prof Profile, set ProfileSettings, proved *[]string) error {
+func proveProfile(ctx context.Context, self string, prof Profile, set ProfileSettings, cgroup string, proved *[]string) error {
 	ctx, cancel := context.WithTimeout(ctx, PreflightTimeout)
 	defer cancel()
 	if !filepath.IsAbs(self) {
@@ -252,7 +275,7 @@ func proveProfile(ctx context.Context, self string, prof Profile, set ProfileSet
 		// sandbox would prove nothing.
 		return fmt.Errorf("preflight scratch directory: %v", err)
 	}
-	s := spec{Version: specVersion, Profile: prof, Workspace: ws, ReadOnly: set.ReadOnlyPaths}
+	s := spec{Version: specVersion, Profile: prof, Workspace: ws, ReadOnly: set.ReadOnlyPaths, Cgroup: cgroup}
 	for _, r := range set.ReadOnlyPaths {
 		if _, err := os.Stat(r); err != nil {
 			return fmt.Errorf("sandbox.json names read-only path %s for profile %s: %v", r, prof, err)

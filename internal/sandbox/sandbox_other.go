@@ -23,3 +23,11 @@ func landlockABI() (int, error) { return 0, errNotLinux }
 func probeSocket() (*os.File, error) { return nil, errNotLinux }
 
 func setParentDeathSignal(*syscall.SysProcAttr) {}
+
+func commandCgroupParent() (string, error) { return "", errNotLinux }
+
+// SweepCgroups does nothing outside Linux.
+func SweepCgroups() {}
+
+// ReleaseCgroups does nothing outside Linux.
+func ReleaseCgroups() {}

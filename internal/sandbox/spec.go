@@ -57,6 +57,9 @@ type spec struct {
 	// ExtraFiles is how many descriptors after stderr (3, 4, ...) the
 	// command inherits from the helper, as exec.Cmd.ExtraFiles.
 	ExtraFiles int `json:"extra_files,omitempty"`
+	// Cgroup, when set, is the cgroup v2 directory below which the helper
+	// makes the command's own cgroup (cgroup_linux.go).
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 func (s spec) encode() string {
@@ -103,6 +106,9 @@ func (s spec) validate() error {
 		if !filepath.IsAbs(r) || r == "/" {
 			return fmt.Errorf("spec: read-only path %q is not an absolute path below /", r)
 		}
+	}
+	if s.Cgroup != "" && !filepath.IsAbs(s.Cgroup) {
+		return fmt.Errorf("spec: cgroup %q is not an absolute path", s.Cgroup)
 	}
 	if s.ExtraFiles < 0 || s.ExtraFiles > 64 {
 		return fmt.Errorf("spec: %d extra files", s.ExtraFiles)
