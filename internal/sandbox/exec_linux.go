@@ -153,8 +153,10 @@ func supervise(s spec, argv []string, term <-chan os.Signal, stderr io.Writer) i
 			unix.Close(c.rulesetFD)
 			return helperFail(stderr, exitSetup, "cannot give the command its cgroup, so it was not run: %v", err)
 		}
+		// Removed before the helper exits, or dies of the command's signal
+		// (raise runs no deferred call): by then every process in it is gone.
+		defer removeCgroup(cgroup)
 		defer unix.Close(fd)
-		defer removeCgroup(cgroup) // after waitAll: every process in it is gone
 		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
 	}
 	var (
@@ -188,13 +190,14 @@ func supervise(s spec, argv []string, term <-chan os.Signal, stderr io.Writer) i
 		}
 	}
 	ws := waitAll(pid, term, cgroup)
-	switch {
-	case ws.Signaled():
+	if ws.Signaled() {
+		if cgroup != "" {
+			removeCgroup(cgroup)
+		}
 		raise(ws.Signal())
 		return 128 + int(ws.Signal())
-	default:
-		return ws.ExitStatus()
 	}
+	return ws.ExitStatus()
 }
 
 // onOtherThread runs fn on a locked OS thread that is not the process's

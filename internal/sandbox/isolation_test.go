@@ -160,9 +160,20 @@ func TestHookDaemonsDie(t *testing.T) {
 		})
 	}
 	t.Run("killed by a signal", func(t *testing.T) {
-		got := runShell(t, hook, ws, `kill -KILL $$`)
-		if got.code != -1 {
-			t.Errorf("%v; want killed by a signal (exit -1)", got)
+		cmd := exec.Command("/bin/sh", "-c", `kill -KILL $$`)
+		cmd.Dir = ws
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := hook(cmd); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Run()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("wait = %v, %v; want the helper dead of SIGKILL, as its command", cmd.ProcessState, err)
+		}
+		if cg := preflightedReport(t).Cgroup; cg != "" {
+			if _, err := os.Stat(filepath.Join(cg, fmt.Sprintf("cmd-%d", cmd.Process.Pid))); err == nil {
+				t.Errorf("the command's cgroup outlived its helper")
+			}
 		}
 	})
 }
