@@ -186,6 +186,12 @@ grep -q "agentd $CI_VERSION " "$W/version" || die "version is not $CI_VERSION"
 	echo "busybox shell, config tree, /data writable by 10001, CA certificates, read-only /: ok"
 '
 "$docker" volume rm agentd-ci-probe >/dev/null
+# The image proves its sandbox on this kernel, hardened as deployed, and
+# says what it enforces (the command docs/deploy.md gives operators).
+"$docker" run --rm --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges "$image" check --sandbox >"$W/check.out" 2>&1 ||
+	{ cat "$W/check.out"; die "agentd check --sandbox in the image"; }
+grep -E 'Landlock ABI|processes:|REFUSED|NOT ENFORCED' "$W/check.out"
+grep -q 'workspace-write-no-network (in use): ok' "$W/check.out" || die "the image's default sandbox profile is not enforced on this kernel"
 
 # --- compose up ----------------------------------------------------------------------------
 phase "docker: docker compose up --wait (healthcheck every 30s: the first one decides)"
