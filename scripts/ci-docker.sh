@@ -236,7 +236,7 @@ CGO_ENABLED=0 go test -c -o "$W/e2e/agentd-e2e.test" ./cmd/agentd
 chmod -R a+rX "$W/e2e"
 "$docker" run --rm --read-only --tmpfs /tmp:size=512M --cap-drop ALL --security-opt no-new-privileges \
 	--user 10001:10001 --memory 2g -v "$W/e2e:/e2e:ro" -e AGENTD_E2E_BINARY=/usr/local/bin/agentd \
-	--entrypoint /e2e/agentd-e2e.test "$image" -test.run '^(TestHostileTenant|TestEvictionEndsCommands)$' -test.v -test.count=1 \
+	--entrypoint /e2e/agentd-e2e.test "$image" -test.run '^(TestHostileTenant|TestEvictionEndsCommands|TestShutdownEndsCommands)$' -test.v -test.count=1 \
 	>"$W/attack.log" 2>&1 || { grep -v '^{"level"' "$W/attack.log" | tail -n 80; die "the hostile-tenant suite failed inside the image"; }
 grep -E '^(---|ok|PASS)' "$W/attack.log"
 if grep -E -- '--- SKIP' "$W/attack.log"; then die "a hostile-tenant test skipped inside the image"; fi

@@ -341,6 +341,33 @@ func TestHostileTenant(t *testing.T) {
 		h.unaffected()
 	})
 
+	t.Run("daemons of a command that timed out or was cancelled", func(t *testing.T) {
+		ws := filepath.Join(h.p.data, "workspaces", "acme", h.acme)
+		res := tenantShell(h.p, h.llm, acmeKey, h.acme, map[string]any{
+			"command": "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > to.pid; sleep 1000", "timeout": 1})
+		if !strings.Contains(res, "timed out") {
+			t.Errorf("result %q; want the inactivity timeout", res)
+		}
+		if pid := readPIDFile(t, filepath.Join(ws, "to.pid")); !processGone(pid) {
+			t.Errorf("the daemon (%d) of a command that timed out outlived it", pid)
+		}
+		got := make(chan reply, 1)
+		go func() {
+			got <- h.p.turn(acmeKey, h.acme, `[[tool run_shell_command {"command": "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > cancel.pid; sleep 1000"}]]`)
+		}()
+		pid := readPIDFile(t, filepath.Join(ws, "cancel.pid"))
+		if r := h.p.do("POST", "/v1/sessions/"+h.acme+"/cancel", acmeKey, ""); r.Body["cancelled"] != true {
+			t.Fatalf("cancel = %s", r.Raw)
+		}
+		if r := <-got; outcome(r)["status"] != "cancelled" {
+			t.Errorf("turn = %s; want cancelled", r.Raw)
+		}
+		if !processGone(pid) {
+			t.Errorf("the daemon (%d) of a cancelled turn's command outlived it", pid)
+		}
+		h.unaffected()
+	})
+
 	// Last: agentd killed with SIGKILL takes every command with it.
 	t.Run("kill -9 of agentd", func(t *testing.T) {
 		res := tenantShell(h.p, h.llm, acmeKey, h.acme, map[string]any{
@@ -379,6 +406,33 @@ func TestEvictionEndsCommands(t *testing.T) {
 	}
 	if !processGone(daemon) {
 		t.Errorf("the evicted session's daemon (%d) still runs", daemon)
+	}
+}
+
+// TestShutdownEndsCommands: agentd stopped by SIGTERM ends every command,
+// background ones and their daemons included, before it exits.
+func TestShutdownEndsCommands(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	p := start(t, llm, t.TempDir())
+	id := p.create(acmeKey)
+	res := tenantShell(p, llm, acmeKey, id, map[string]any{
+		"command": "(setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > d.pid); echo $$ > bg.pid; exec sleep 1000", "is_background": true})
+	if !strings.Contains(res, "Background command started") {
+		t.Fatalf("background command: %q", res)
+	}
+	ws := filepath.Join(p.data, "workspaces", "acme", id)
+	daemon, bg := readPIDFile(t, filepath.Join(ws, "d.pid")), readPIDFile(t, filepath.Join(ws, "bg.pid"))
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("agentd exited %d; want 0", code)
+	}
+	for name, pid := range map[string]int{"daemon": daemon, "background command": bg} {
+		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("the %s (%d) outlived agentd's exit (kill 0: %v)", name, pid, err)
+		}
 	}
 }
 
