@@ -118,7 +118,7 @@ func acpCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	a.ctl.watch(cfg.ConfigPoll, hup)
+	a.ctl.Watch(cfg.ConfigPoll, hup)
 
 	srv := a.acp
 	log.Info("acp ready on stdio", zap.String("tenant", peer.Tenant), zap.String("user", peer.User), zap.String("version", version),
@@ -151,13 +151,6 @@ func acpCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 	}
 	log.Info("stopped: every session saved", zap.String("took", time.Since(began).String()))
 	return nil
-}
-
-// models lists the model catalog of the served configuration: what the
-// ACP "model" config option offers (serve's GET /v1/acp too).
-func (c *control) models() []string {
-	p, _ := c.router.Current()
-	return p.Models()
 }
 
 const acpSummary = `Speaks the Agent Client Protocol (ACP v1) on stdin/stdout, for an editor or any

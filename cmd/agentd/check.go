@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/agentd/agentd/internal/control"
 	"github.com/agentd/agentd/internal/governance"
-	"github.com/agentd/agentd/internal/mcptools"
 	"github.com/agentd/agentd/internal/sandbox"
-	"github.com/agentd/agentd/internal/secrets"
 )
 
 const checkSummary = `Validates a configuration tree before it ships: AGENTAO.md, instructions/,
@@ -62,7 +58,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		catalog = dedupe(append([]string{model}, catalog...))
 	}
 	r := governance.Check(dir, governance.CheckOptions{Model: model, Models: catalog, MaxPromptChars: maxPrompt})
-	mw, mp := checkMCP(dir)
+	mw, mp := control.CheckMCP(dir)
 	r.Warnings, r.Problems = append(r.Warnings, mw...), append(r.Problems, mp...)
 	if sandboxCheck && r.Tree != nil {
 		if pol, err := r.Tree.Sandbox(); err == nil {
@@ -93,36 +89,4 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "ok: %s: skill sets %v, rule versions %v, instructions %v\n", dir, t.SkillSets(), t.RuleVersions(), t.InstructionNames())
 	}
 	return nil
-}
-
-// checkMCP validates mcp.json: its format, the variables it expects from
-// the environment, and no literal credentials (they belong in ${VAR}).
-func checkMCP(dir string) (warnings, problems []string) {
-	data, err := os.ReadFile(filepath.Join(dir, mcpFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, []string{fmt.Sprintf("%s: %v", mcpFile, err)}
-	}
-	for _, fd := range secrets.Scan(string(data)) {
-		problems = append(problems, fmt.Sprintf("%s:%d: looks like a secret (%s, column %d); write ${VAR} and set it in agentd's environment", mcpFile, fd.Line, fd.Kind, fd.Column))
-	}
-	cfg, err := mcptools.Parse(data, nil)
-	var ce *mcptools.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		for _, p := range ce.Problems {
-			problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", mcpFile, p.Line, p.Field, p.Message))
-		}
-		return warnings, problems
-	case err != nil:
-		return warnings, append(problems, fmt.Sprintf("%s: %v", mcpFile, err))
-	}
-	for _, name := range cfg.Names() {
-		for _, v := range cfg.Servers[name].UnsetVars {
-			warnings = append(warnings, fmt.Sprintf("%s: server %s uses $%s, which is not set here (it expands to \"\")", mcpFile, name, v))
-		}
-	}
-	return warnings, problems
 }

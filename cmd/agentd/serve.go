@@ -20,22 +20,21 @@ import (
 	"github.com/agentd/agentd/internal/acp"
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/boltdb"
+	"github.com/agentd/agentd/internal/control"
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
-	"github.com/agentd/agentd/internal/sandbox"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
 )
 
-// app is agentd wired together: the store, the canary control, the pool
-// and the HTTP API.
+// app is agentd wired together: the store, the control plane, the pool,
+// ACP and the HTTP API.
 type app struct {
 	cfg  Config
 	log  *zap.Logger
 	db   *boltdb.DB
-	ctl  *control
-	mcp  *mcpHub
+	ctl  *control.Plane
 	pool *session.Pool
 	acp  *acp.Server
 	api  *httpapi.Server
@@ -60,65 +59,83 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, usageError{err}
 	}
-	gov, err := newGovern(ctx, cfg, log)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	ctl, err := newControl(ctx, cfg, db, gov, log)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	hub, err := newMCPHub(cfg, gov, log)
-	if err != nil {
-		ctl.close()
-		db.Close()
-		return nil, err
-	}
-	ctl.mcp = hub
-	a := agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, ContextTokens: cfg.ContextTokens, Logger: log})
-	var pool *session.Pool
-	met := metrics.New(metrics.Sources{
-		Sessions:    func() (int, int) { return pool.Live() },
-		Canary:      ctl.variants,
-		MCPChildren: hub.children,
-	})
-	pool, err = session.NewPool(db.Sessions(), a, session.Hooks{
-		Assign: ctl.assign,
-		Rebind: ctl.rebind,
-		Observe: func(sum session.Summary, rec session.TurnRecord) {
-			ctl.observe(sum, rec)
-			met.Turn(turnMetrics(sum, rec))
-		},
-		Approved: func(sum session.Summary, _, decision string) {
-			met.Confirmation(sum.Model, cohortOf(sum.Assignment), decision)
-		},
-		Tools: gov.tools,
-		TurnTools: func(ctx context.Context, s *session.Session, h *session.Handle) []agent.Tool {
-			return append(gov.turnTools(s, h), hub.tools(ctx, s.Tenant)...)
-		},
-		SystemPrompt: gov.systemPrompt,
-		Permit:       gov.permit,
-		CheckModel:   ctl.checkModel,
-	}, session.Config{
-		Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
-		TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log,
+	ctl, err := control.New(ctx, control.Config{
+		ConfigDir: cfg.ConfigDir, DataDir: cfg.DataDir, KeysFile: cfg.APIKeysFile, Model: cfg.Model, Models: cfg.Models,
+		Versions: db.Versions(), ShellTimeout: cfg.ShellTimeout, WebFetch: cfg.WebFetch, WebFetchAllow: cfg.WebFetchAllow,
+		ClientVersion: version, Logger: log,
 	})
 	if err != nil {
-		ctl.close()
+		db.Close()
+		var ce *control.ConfigError
+		if errors.As(err, &ce) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	met := metrics.New()
+	pool, err := session.NewPool(db.Sessions(), agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, ContextTokens: cfg.ContextTokens, Logger: log}),
+		session.Hooks{
+			Assign: ctl.Assign,
+			Rebind: ctl.Rebind,
+			Observe: func(sum session.Summary, rec session.TurnRecord) {
+				ctl.Observe(sum, rec)
+				met.Turn(turnMetrics(sum, rec))
+			},
+			Approved: func(sum session.Summary, _, decision string) {
+				met.Confirmation(sum.Model, sum.Assignment.CohortByDimension(), decision)
+			},
+			Tools:        ctl.Tools,
+			TurnTools:    ctl.TurnTools,
+			SystemPrompt: ctl.SystemPrompt,
+			Permit:       ctl.Permit,
+			CheckModel:   ctl.CheckModel,
+		}, session.Config{
+			Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
+			TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log,
+		})
+	if err != nil {
+		ctl.Close()
 		db.Close()
 		return nil, err
 	}
-	acpSrv := acp.New(pool, acp.Config{Models: ctl.models, Version: version, Logger: log})
+	acpSrv := acp.New(pool, acp.Config{Models: ctl.Models, Version: version, Logger: log})
 	api := httpapi.New(pool, keys, httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
-		Admin:     httpapi.Admin{History: ctl.history, Guard: ctl.guard},
-		ACP:       acpSrv.Handler(keys),
-		Metrics:   met.Handler(),
+		Control: ctl,
+		ACP:     acpSrv.Handler(keys),
+		Metrics: met.Handler(metrics.Sources{
+			Sessions: pool.Live, Canary: func() (int, []metrics.Variant) { return canaryVariants(ctl) }, MCPChildren: ctl.MCPChildren,
+		}),
 		OnRequest: met.Request,
 	})
-	return &app{cfg: cfg, log: log, db: db, ctl: ctl, mcp: hub, pool: pool, acp: acpSrv, api: api}, nil
+	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
+}
+
+// turnMetrics is what a finished turn reports to /metrics.
+func turnMetrics(sum session.Summary, rec session.TurnRecord) metrics.Turn {
+	t := metrics.Turn{
+		Model: rec.Model, Variants: sum.Assignment.CohortByDimension(), Status: string(rec.Outcome.Status),
+		IncompleteReason: rec.Outcome.IncompleteReason,
+		LLMCalls:         rec.Stats.LLMCalls, LLMErrors: rec.Stats.LLMErrors, LLM5xx: rec.Stats.LLM5xx,
+		PromptTokens: rec.Stats.Usage.PromptTokens, Completion: rec.Stats.Usage.CompletionTokens, Cached: rec.Stats.Usage.CachedTokens,
+	}
+	if !rec.EndedAt.IsZero() {
+		t.Duration = rec.EndedAt.Sub(rec.StartedAt)
+	}
+	for _, ts := range rec.Stats.Tools {
+		t.Tools = append(t.Tools, metrics.Tool{Name: ts.Name, Calls: ts.Calls, Failures: ts.Failures, Duration: time.Duration(ts.Millis) * time.Millisecond})
+	}
+	return t
+}
+
+// canaryVariants is the served configuration's variants for /metrics.
+func canaryVariants(ctl *control.Plane) (int, []metrics.Variant) {
+	n, vs := ctl.Variants()
+	out := make([]metrics.Variant, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, metrics.Variant{Dimension: v.Dimension.String(), Name: v.Name, Percent: v.Percent, Halted: v.Halted})
+	}
+	return n, out
 }
 
 // shutdown drains the API, cancels and saves every running turn, then lets
@@ -128,7 +145,7 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := a.pool.Shutdown(sctx) // cancel running turns, wait for their saves
-	a.mcp.close()                // every MCP server process ended and reaped
+	a.ctl.CloseMCP()             // every MCP server process ended and reaped
 	// ACP WebSockets are hijacked connections srv.Shutdown does not wait
 	// for: answer their prompts ("cancelled") and close them.
 	err = errors.Join(err, a.acp.Shutdown(sctx))
@@ -142,8 +159,7 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 // Later calls do nothing.
 func (a *app) close() error {
 	a.closeOnce.Do(func() {
-		a.ctl.close()
-		a.mcp.close()
+		a.ctl.Close()
 		a.closeErr = a.db.Close()
 	})
 	return a.closeErr
@@ -168,13 +184,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	defer sandbox.ReleaseCgroups() // after a.close: no command runs any more
-	defer a.close()                // last: after every turn has saved
+	defer a.close() // last: after every turn has saved
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	a.ctl.watch(cfg.ConfigPoll, hup)
-	sandbox.SweepCgroups() // what commands of an agentd that died with its helpers left
+	a.ctl.Watch(cfg.ConfigPoll, hup)
 
 	ln, err := net.Listen("tcp", cfg.Addr) // a port clash fails here, not later
 	if err != nil {

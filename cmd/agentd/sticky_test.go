@@ -88,8 +88,8 @@ func TestStickySessions(t *testing.T) {
 	var all []pinned
 	ctx := context.Background()
 	for step := 0; step < changes; step++ {
-		_, v := a.ctl.history.Current()
-		if _, err := a.ctl.history.Apply(ctx, []byte(doc(step)), v.N, "test", fmt.Sprint("change ", step)); err != nil {
+		_, v := a.ctl.Canary()
+		if _, err := a.ctl.ApplyCanary(ctx, []byte(doc(step)), v.N, "test", fmt.Sprint("change ", step)); err != nil {
 			t.Fatalf("change %d: %v", step, err)
 		}
 		var wg sync.WaitGroup

@@ -53,13 +53,20 @@ const (
 	Rules
 	Sandbox
 	Instructions
-	numDimensions
+	// NumDimensions is how many dimensions there are: the length of
+	// ByDimension.
+	NumDimensions
 )
 
-var dimensionNames = [numDimensions]string{"model", "skills", "rules", "sandbox", "instructions"}
+// ByDimension holds one string per dimension, indexed by Dimension: a
+// session's values, or the variant it runs per dimension ("" for stable).
+// It is the one place the number of dimensions is spelled.
+type ByDimension [NumDimensions]string
+
+var dimensionNames = ByDimension{"model", "skills", "rules", "sandbox", "instructions"}
 
 func (d Dimension) String() string {
-	if d >= 0 && d < numDimensions {
+	if d >= 0 && d < NumDimensions {
 		return dimensionNames[d]
 	}
 	return fmt.Sprintf("dimension(%d)", int(d))
@@ -132,8 +139,9 @@ type Document struct {
 	Halted []string `json:"halted,omitempty"`
 }
 
-func (d *Document) spec(dim Dimension) *Spec {
-	return [numDimensions]*Spec{d.Model, d.Skills, d.Rules, d.Sandbox, d.Instructions}[dim]
+// Spec returns the configuration of one dimension (nil if it is absent).
+func (d *Document) Spec(dim Dimension) *Spec {
+	return [NumDimensions]*Spec{d.Model, d.Skills, d.Rules, d.Sandbox, d.Instructions}[dim]
 }
 
 func (d *Document) setSpec(dim Dimension, s *Spec) {
@@ -156,7 +164,7 @@ func (d *Document) setSpec(dim Dimension, s *Spec) {
 // catalog decides (Models when the document has none). Defaults fill
 // dimensions the document omits.
 type Known struct {
-	Defaults [numDimensions]string
+	Defaults ByDimension
 	Models   []string
 	Exists   func(dim Dimension, value string) error
 }
@@ -165,7 +173,7 @@ type Known struct {
 type Policy struct {
 	doc    Document
 	models []string
-	dims   [numDimensions]compiled
+	dims   [NumDimensions]compiled
 	guard  Guard
 	halted map[string]bool // "dim/variant"
 }
@@ -246,7 +254,7 @@ func Compile(doc Document, known Known) (*Policy, error) {
 		return known.Exists(dim, v)
 	}
 	for _, dim := range Dimensions() {
-		spec := doc.spec(dim)
+		spec := doc.Spec(dim)
 		name := dim.String()
 		c := compiled{salt: name}
 		if spec == nil {

@@ -15,7 +15,7 @@ type Pick struct {
 // Assignment is what a user gets in every dimension, and the version of the
 // policy that decided it.
 type Assignment struct {
-	Picks   [numDimensions]Pick
+	Picks   [NumDimensions]Pick
 	Version int
 }
 
@@ -97,7 +97,7 @@ type Explanation struct {
 
 // Explain returns, per dimension, the value, the variant and the reason.
 func (p *Policy) Explain(tenant, user string) []Explanation {
-	out := make([]Explanation, 0, numDimensions)
+	out := make([]Explanation, 0, NumDimensions)
 	for _, dim := range Dimensions() {
 		c := &p.dims[dim]
 		pk, bucket, how := c.pick(tenant, user)

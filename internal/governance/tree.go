@@ -36,6 +36,7 @@ const (
 	PermissionsDir = ".agentao/permissions"
 	SandboxFile    = ".agentao/sandbox.json"
 	CanaryFile     = ".agentao/canary.json"
+	MCPFile        = ".agentao/mcp.json" // read by internal/control, checked by agentd check
 )
 
 // Tree is a loaded configuration tree.
@@ -241,7 +242,7 @@ func (t *Tree) Instructions(value string) (string, error) {
 // none); rules v1 (or the workspace-write preset); sandbox.json's
 // default_profile; AGENTAO.md (or none).
 func (t *Tree) Known(model string, models []string) canary.Known {
-	defaults := [5]string{model, None, string(permission.ModeWorkspaceWrite), string(sandbox.DefaultProfile), None}
+	defaults := canary.ByDimension{model, None, string(permission.ModeWorkspaceWrite), string(sandbox.DefaultProfile), None}
 	if slices.Contains(t.SkillSets(), "default") {
 		defaults[canary.Skills] = "default"
 	}

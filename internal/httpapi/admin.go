@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,11 +16,19 @@ import (
 	"github.com/agentd/agentd/internal/tenant"
 )
 
-// Admin is what the admin routes need: the configuration history and,
-// optionally, the guard's windows.
-type Admin struct {
-	History *rollback.History
-	Guard   *rollback.Guard
+// Control is what the admin routes need of the control plane
+// (internal/control's Plane): the canary configuration, its history and the
+// guard's windows. The routes reach the history and the guard only through
+// it.
+type Control interface {
+	Canary() (*canary.Policy, rollback.Version)
+	CanaryStatus() rollback.Status
+	ApplyCanary(ctx context.Context, doc []byte, ifMatch int, actor, reason string) (rollback.Version, error)
+	Versions(ctx context.Context, before, limit int) ([]rollback.Version, error)
+	Version(ctx context.Context, n int) (rollback.Version, error)
+	Halt(ctx context.Context, dim canary.Dimension, variant, actor, reason string) (rollback.Version, bool, error)
+	Revert(ctx context.Context, n int, actor, reason string) (rollback.Version, error)
+	GuardWindows() []rollback.Stats
 }
 
 func (s *Server) adminRoutes(r chi.Router) {
@@ -38,7 +47,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			s.writeError(w, r, &apiError{http.StatusForbidden, CodeForbidden, "this route needs an admin key (key=tenant:admin in AGENTD_API_KEYS)"})
 			return
 		}
-		if s.cfg.Admin.History == nil {
+		if s.cfg.Control == nil {
 			s.writeError(w, r, &apiError{http.StatusServiceUnavailable, CodeInternal, "the canary configuration is not loaded"})
 			return
 		}
@@ -73,9 +82,9 @@ type canaryView struct {
 }
 
 func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
-	h := s.cfg.Admin.History
-	p, v := h.Current()
-	st := h.Status()
+	c := s.cfg.Control
+	p, v := c.Canary()
+	st := c.CanaryStatus()
 	out := canaryView{
 		Version: v.N, AppliedAt: v.At, Actor: v.Actor, Reason: v.Reason, DiffersFromFile: st.DiffersFromFile,
 		FileError: st.FileError, Stable: map[string]string{}, Variants: []variantView{}, Guard: p.Guard(),
@@ -84,7 +93,7 @@ func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
 	doc := p.Document()
 	for _, dim := range canary.Dimensions() {
 		out.Stable[dim.String()] = p.Stable(dim)
-		spec := [...]*canary.Spec{doc.Model, doc.Skills, doc.Rules, doc.Sandbox, doc.Instructions}[dim]
+		spec := doc.Spec(dim)
 		if spec == nil {
 			continue
 		}
@@ -93,9 +102,7 @@ func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
 				Users: len(vr.Users), Tenants: vr.Tenants, Halted: p.Halted(dim, vr.Name)})
 		}
 	}
-	if g := s.cfg.Admin.Guard; g != nil {
-		out.GuardWindows = append(out.GuardWindows, g.Stats()...)
-	}
+	out.GuardWindows = append(out.GuardWindows, c.GuardWindows()...)
 	w.Header().Set("ETag", etag(v.N))
 	writeJSON(w, http.StatusOK, out)
 }
@@ -129,7 +136,7 @@ func (s *Server) putCanary(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.cfg.Admin.History.Apply(r.Context(), body, n, principal(r).Tenant, why)
+	v, err := s.cfg.Control.ApplyCanary(r.Context(), body, n, principal(r).Tenant, why)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -145,7 +152,7 @@ func (s *Server) explainAssignment(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errBadRequest(CodeInvalidRequest, "give ?tenant= (a tenant name) and ?user="))
 		return
 	}
-	p, v := s.cfg.Admin.History.Current()
+	p, v := s.cfg.Control.Canary()
 	writeJSON(w, http.StatusOK, map[string]any{"tenant": t, "user": u, "version": v.N, "assignment": p.Explain(t, u)})
 }
 
@@ -161,7 +168,7 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
 			*dst = n
 		}
 	}
-	vs, err := s.cfg.Admin.History.List(r.Context(), before, limit)
+	vs, err := s.cfg.Control.Versions(r.Context(), before, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -178,7 +185,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no such version"})
 		return
 	}
-	v, err := s.cfg.Admin.History.Get(r.Context(), n)
+	v, err := s.cfg.Control.Version(r.Context(), n)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -212,10 +219,10 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errBadRequest(CodeInvalidRequest, "to_version must be positive"))
 		return
 	}
-	h := s.cfg.Admin.History
+	c := s.cfg.Control
 	actor := principal(r).Tenant
 	if !halt {
-		v, err := h.Revert(r.Context(), req.ToVersion, actor, req.Reason)
+		v, err := c.Revert(r.Context(), req.ToVersion, actor, req.Reason)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -232,7 +239,7 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errBadRequest(CodeInvalidRequest, `"variant" is required with "dimension"`))
 		return
 	}
-	v, changed, err := h.Halt(r.Context(), dim, req.Variant, actor, req.Reason, nil)
+	v, changed, err := c.Halt(r.Context(), dim, req.Variant, actor, req.Reason)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -35,8 +35,8 @@ type Config struct {
 	// Heartbeat is the interval of SSE comment lines that keep proxies from
 	// closing a quiet stream. Default 15 s.
 	Heartbeat time.Duration
-	// Admin enables /v1/admin (admin keys only).
-	Admin Admin
+	// Control enables /v1/admin (admin keys only): nil answers 503.
+	Control Control
 	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
 	ACP http.Handler
 	// Metrics, if set, serves GET /metrics, without a key like the health

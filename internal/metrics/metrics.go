@@ -20,19 +20,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agentd/agentd/internal/canary"
 )
 
 // Stable is the variant label of a session on a dimension's stable value.
 const Stable = "stable"
 
-// Dimensions are the canary dimensions, in the order of Turn.Variants; each
-// becomes a label <dimension>_variant.
-var Dimensions = [5]string{"model", "skills", "rules", "sandbox", "instructions"}
 
 // Turn is what one finished turn reports.
 type Turn struct {
 	Model    string
-	Variants [5]string // per Dimensions; "" is stable
+	Variants canary.ByDimension // the variant per dimension; "" is stable
 	Status   string    // ok, error, cancelled
 	// IncompleteReason: max_iterations, timeout, ... ("" when complete).
 	IncompleteReason string
@@ -89,15 +88,15 @@ type Metrics struct {
 
 func cohortLabels(extra ...string) []string {
 	l := []string{"model"}
-	for _, d := range Dimensions {
-		l = append(l, d+"_variant")
+	for _, d := range canary.Dimensions() {
+		l = append(l, d.String()+"_variant")
 	}
 	return append(l, extra...)
 }
 
-// New returns Metrics with the Go runtime and process collectors and the
-// scrape-time sources src (either may be nil).
-func New(src Sources) *Metrics {
+// New returns Metrics with the Go runtime and process collectors; the
+// scrape-time sources come with Handler.
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{reg: reg}
 	counter := func(name, help string, labels []string) *prometheus.CounterVec {
@@ -129,18 +128,21 @@ func New(src Sources) *Metrics {
 	}, []string{"method", "route"})
 	reg.MustRegister(m.reqSeconds)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(&scrape{src: src})
 	return m
 }
 
 // Handler serves the registry in the Prometheus text format (or
-// OpenMetrics, when the scraper asks for it).
-func (m *Metrics) Handler() http.Handler {
+// OpenMetrics, when the scraper asks for it), with what src reads at each
+// scrape (any source may be nil). The sources come here, not with New,
+// because they are what is built with the Metrics: the session pool whose
+// turns the Metrics count, say. Call it once.
+func (m *Metrics) Handler(src Sources) http.Handler {
+	m.reg.MustRegister(&scrape{src: src})
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
 }
 
 // cohort is the label values of a model and its variants.
-func cohort(model string, variants [5]string, extra int) []string {
+func cohort(model string, variants canary.ByDimension, extra int) []string {
 	l := make([]string, 0, 6+extra)
 	l = append(l, model)
 	for _, v := range variants {
@@ -174,7 +176,7 @@ func (m *Metrics) Turn(t Turn) {
 }
 
 // Confirmation records the answer to a permission ask.
-func (m *Metrics) Confirmation(model string, variants [5]string, decision string) {
+func (m *Metrics) Confirmation(model string, variants canary.ByDimension, decision string) {
 	m.confirms.WithLabelValues(append(cohort(model, variants, 1), decision)...).Inc()
 }
 

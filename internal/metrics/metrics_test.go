@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentd/agentd/internal/canary"
 	"github.com/agentd/agentd/internal/metrics"
 )
 
-func scrape(t *testing.T, m *metrics.Metrics) string {
+func scrape(t *testing.T, h http.Handler) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d", rec.Code)
 	}
@@ -24,7 +25,8 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 
 func TestMetrics(t *testing.T) {
 	live, running := 7, 2
-	m := metrics.New(metrics.Sources{
+	m := metrics.New()
+	h := m.Handler(metrics.Sources{
 		Sessions: func() (int, int) { return live, running },
 		Canary: func() (int, []metrics.Variant) {
 			return 12, []metrics.Variant{
@@ -33,17 +35,17 @@ func TestMetrics(t *testing.T) {
 			}
 		},
 	})
-	m.Turn(metrics.Turn{Model: "gpt-5", Variants: [5]string{"beta"}, Status: "ok", Duration: 300 * time.Millisecond,
+	m.Turn(metrics.Turn{Model: "gpt-5", Variants: canary.ByDimension{"beta"}, Status: "ok", Duration: 300 * time.Millisecond,
 		LLMCalls: 3, LLM5xx: 1, PromptTokens: 1000, Completion: 50, Cached: 600,
 		Tools: []metrics.Tool{{Name: "read_file", Calls: 3, Duration: 30 * time.Millisecond}, {Name: "run_shell_command", Calls: 1, Failures: 1, Duration: 2 * time.Second}}})
-	m.Turn(metrics.Turn{Model: "gpt-5", Variants: [5]string{"beta"}, Status: "ok", LLMCalls: 1,
+	m.Turn(metrics.Turn{Model: "gpt-5", Variants: canary.ByDimension{"beta"}, Status: "ok", LLMCalls: 1,
 		Tools: []metrics.Tool{{Name: "read_file", Calls: 1, Duration: 20 * time.Millisecond}}})
 	m.Turn(metrics.Turn{Model: "gpt-4o", Status: "cancelled", IncompleteReason: "", LLMCalls: 1})
-	m.Confirmation("gpt-5", [5]string{"beta"}, "timeout")
+	m.Confirmation("gpt-5", canary.ByDimension{"beta"}, "timeout")
 	m.Request("POST", "/v1/sessions/{id}/messages", 200, 20*time.Millisecond)
 	m.Request("GET", "", 404, time.Millisecond)
 
-	out := scrape(t, m)
+	out := scrape(t, h)
 	beta := `model="gpt-5",model_variant="beta",rules_variant="stable",sandbox_variant="stable",skills_variant="stable"`
 	stable := `model="gpt-4o",model_variant="stable",rules_variant="stable",sandbox_variant="stable",skills_variant="stable"`
 	for _, want := range []string{
@@ -84,13 +86,13 @@ func TestMetrics(t *testing.T) {
 	}
 	// Scrape-time values are read at each scrape.
 	live = 9
-	if out := scrape(t, m); !strings.Contains(out, "agentd_sessions_live 9") {
+	if out := scrape(t, h); !strings.Contains(out, "agentd_sessions_live 9") {
 		t.Errorf("sessions_live did not follow the source")
 	}
 }
 
 func TestMetricsWithoutSources(t *testing.T) {
-	out := scrape(t, metrics.New(metrics.Sources{}))
+	out := scrape(t, metrics.New().Handler(metrics.Sources{}))
 	if strings.Contains(out, "agentd_sessions_live") || !strings.Contains(out, "go_goroutines") {
 		t.Errorf("without sources: %s", grep(out, "agentd_"))
 	}

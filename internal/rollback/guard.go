@@ -17,7 +17,7 @@ import (
 type Sample struct {
 	// Variants names, per dimension, the variant the turn ran on ("" for
 	// the stable value: the control).
-	Variants     [5]string
+	Variants     canary.ByDimension
 	ToolCalls    int
 	ToolFailures int
 	LLMCalls     int
@@ -131,7 +131,7 @@ func (g *Guard) Configure(p *canary.Policy) {
 // Observe records a finished turn and checks the variants it ran on.
 // values are the turn's values per dimension (a variant's window is reset
 // when the variant is pointed at another value).
-func (g *Guard) Observe(s Sample, values [5]string) {
+func (g *Guard) Observe(s Sample, values canary.ByDimension) {
 	at := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()

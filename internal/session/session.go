@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/canary"
 )
 
 // ID names a session: "sess_" then 32 hex digits, the first 12 of which are
@@ -45,19 +46,41 @@ type Assignment struct {
 	ConfigVersion int `json:"config_version,omitempty"`
 }
 
+// Value returns the assignment's value of dim.
+func (a *Assignment) Value(dim canary.Dimension) string { return *a.field(dim) }
+
+// SetValue sets the assignment's value of dim.
+func (a *Assignment) SetValue(dim canary.Dimension, v string) { *a.field(dim) = v }
+
+func (a *Assignment) field(dim canary.Dimension) *string {
+	return [canary.NumDimensions]*string{&a.Model, &a.Skills, &a.Rules, &a.Sandbox, &a.Instructions}[dim]
+}
+
+// VariantOf returns the variant the assignment runs on dim, "" for stable.
+func (a Assignment) VariantOf(dim canary.Dimension) string { return a.Variants[dim.String()] }
+
+// CohortByDimension returns the variant per dimension, "" for stable.
+func (a Assignment) CohortByDimension() canary.ByDimension {
+	var out canary.ByDimension
+	for _, dim := range canary.Dimensions() {
+		out[dim] = a.VariantOf(dim)
+	}
+	return out
+}
+
 // Cohort labels the assignment for logs and metrics, every dimension
 // named with its variant or "stable": "model=gpt5-beta skills=stable ...".
 func (a Assignment) Cohort() string {
 	var b strings.Builder
-	for i, dim := range [...]string{"model", "skills", "rules", "sandbox", "instructions"} {
+	for i, dim := range canary.Dimensions() {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		v := a.Variants[dim]
+		v := a.VariantOf(dim)
 		if v == "" {
 			v = "stable"
 		}
-		b.WriteString(dim + "=" + v)
+		b.WriteString(dim.String() + "=" + v)
 	}
 	return b.String()
 }

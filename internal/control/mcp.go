@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"context"
@@ -15,12 +15,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/governance"
 	"github.com/agentd/agentd/internal/mcptools"
 	"github.com/agentd/agentd/internal/sandbox"
+	"github.com/agentd/agentd/internal/secrets"
 )
 
 // mcpFile is where the MCP servers of the configuration tree are listed.
-const mcpFile = ".agentao/mcp.json"
+const mcpFile = governance.MCPFile
 
 // mcpSandboxTool is the tool name sandbox.json rules use for MCP stdio
 // servers: {"tool": "mcp", "profile": "workspace-write"} gives them network.
@@ -53,10 +55,9 @@ func loadMCP(dir string) (mcptools.Config, [32]byte, error) {
 // one tenant). A changed mcp.json replaces the managers: the old ones are
 // closed, the new ones start at each tenant's next turn.
 type mcpHub struct {
-	configDir string
-	dir       string // <data>/mcp: a directory per tenant
-	gov       *govern
-	log       *zap.Logger
+	p   *Plane
+	dir string // <data>/mcp: a directory per tenant
+	log *zap.Logger
 
 	mu       sync.Mutex
 	cfg      mcptools.Config
@@ -71,13 +72,13 @@ type tenantMCP struct {
 	ready chan struct{} // closed when the first Start returned
 }
 
-func newMCPHub(cfg Config, gov *govern, log *zap.Logger) (*mcpHub, error) {
-	mc, hash, err := loadMCP(cfg.ConfigDir)
+func newMCPHub(p *Plane, log *zap.Logger) (*mcpHub, error) {
+	mc, hash, err := loadMCP(p.cfg.ConfigDir)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("configuration tree %s: %w", cfg.ConfigDir, err)}
+		return nil, &ConfigError{fmt.Errorf("configuration tree %s: %w", p.cfg.ConfigDir, err)}
 	}
 	h := &mcpHub{
-		configDir: cfg.ConfigDir, dir: filepath.Join(gov.data, "mcp"), gov: gov, log: log.Named("mcp"),
+		p: p, dir: filepath.Join(p.cfg.DataDir, "mcp"), log: log.Named("mcp"),
 		cfg: mc, hash: hash, tenants: map[string]*tenantMCP{},
 	}
 	if n := len(mc.Servers); n > 0 {
@@ -88,7 +89,7 @@ func newMCPHub(cfg Config, gov *govern, log *zap.Logger) (*mcpHub, error) {
 
 // reload re-reads mcp.json; an invalid file keeps the servers running.
 func (h *mcpHub) reload() {
-	mc, hash, err := loadMCP(h.configDir)
+	mc, hash, err := loadMCP(h.p.cfg.ConfigDir)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.isClosed || hash == h.hash && err == nil {
@@ -174,13 +175,13 @@ func (h *mcpHub) manager(tenant string) *mcptools.Manager {
 			if err != nil {
 				return fmt.Errorf("make the server's TMPDIR: %w", err)
 			}
-			pol, err := h.gov.tree().Sandbox()
+			pol, err := h.p.tree.tree().Sandbox()
 			if err != nil {
 				return fmt.Errorf("sandbox misconfigured: %w", err)
 			}
-			return pol.HookWith(h.gov.self, dir, mcpSandboxTool, "", sandbox.Confine{Hidden: h.gov.hidden})(cmd)
+			return pol.HookWith(h.p.cfg.Self, dir, mcpSandboxTool, "", sandbox.Confine{Hidden: h.p.hidden})(cmd)
 		},
-		ClientVersion: version,
+		ClientVersion: h.p.cfg.ClientVersion,
 	})
 }
 
@@ -212,4 +213,37 @@ func (h *mcpHub) close() {
 	}
 	wg.Wait()
 	h.retired.Wait()
+}
+
+// CheckMCP validates the tree's mcp.json for agentd check: its format,
+// the variables it expects from the environment, and no literal
+// credentials (they belong in ${VAR}). No file is no problem.
+func CheckMCP(dir string) (warnings, problems []string) {
+	data, err := os.ReadFile(filepath.Join(dir, mcpFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, []string{fmt.Sprintf("%s: %v", mcpFile, err)}
+	}
+	for _, fd := range secrets.Scan(string(data)) {
+		problems = append(problems, fmt.Sprintf("%s:%d: looks like a secret (%s, column %d); write ${VAR} and set it in agentd's environment", mcpFile, fd.Line, fd.Kind, fd.Column))
+	}
+	cfg, err := mcptools.Parse(data, nil)
+	var ce *mcptools.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		for _, p := range ce.Problems {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", mcpFile, p.Line, p.Field, p.Message))
+		}
+		return warnings, problems
+	case err != nil:
+		return warnings, append(problems, fmt.Sprintf("%s: %v", mcpFile, err))
+	}
+	for _, name := range cfg.Names() {
+		for _, v := range cfg.Servers[name].UnsetVars {
+			warnings = append(warnings, fmt.Sprintf("%s: server %s uses $%s, which is not set here (it expands to \"\")", mcpFile, name, v))
+		}
+	}
+	return warnings, problems
 }

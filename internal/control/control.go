@@ -1,0 +1,335 @@
+// Package control is agentd's control plane: what happens when the
+// configuration changes, and what each session gets from it.
+//
+// A [Plane] owns the served configuration tree (skills, instructions, rule
+// versions, sandbox profiles) and its atomic swap, the canary router, the
+// version history with its audit, the guard that halts a bad variant by
+// itself, the watcher (a poll and SIGHUP), and the per-tenant MCP servers
+// of mcp.json. The session pool calls it for a new session's assignment,
+// its tools, system prompt and permission decisions, and to re-bind a
+// session whose variant was halted; the HTTP admin routes call it to read
+// and change the canary configuration. [New] builds all of it; nothing is
+// attached afterwards.
+//
+// A Plane is safe for concurrent use. Close stops the watcher and the
+// guard and ends the MCP servers.
+package control
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/agentd/agentd/internal/canary"
+	"github.com/agentd/agentd/internal/governance"
+	"github.com/agentd/agentd/internal/rollback"
+	"github.com/agentd/agentd/internal/sandbox"
+	"github.com/agentd/agentd/internal/session"
+)
+
+// Config is what a Plane is built from.
+type Config struct {
+	// ConfigDir is the configuration tree (AGENTAO.md, skills/, .agentao/).
+	ConfigDir string
+	// DataDir is agentd's data directory: MCP servers work in DataDir/mcp,
+	// and commands may not read it.
+	DataDir string
+	// KeysFile is the API keys file, if any: commands may not read it.
+	KeysFile string
+	// Model is the model new sessions use; Models the catalog (Model
+	// first). canary.json may name its own catalog.
+	Model  string
+	Models []string
+	// Versions stores the configuration history.
+	Versions rollback.Store
+	// ShellTimeout is run_shell_command's inactivity timeout (the model
+	// may ask for up to five times as long).
+	ShellTimeout time.Duration
+	// WebFetch offers web_fetch, to public addresses and WebFetchAllow.
+	WebFetch      bool
+	WebFetchAllow []netip.Prefix
+	// Self is the agentd binary, re-executed as the sandbox helper.
+	// Empty means os.Executable.
+	Self string
+	// ClientVersion is what agentd tells MCP servers it is.
+	ClientVersion string
+	Logger        *zap.Logger
+}
+
+// ConfigError is an invalid configuration tree or mcp.json at start: the
+// operator's to fix (agentd exits 2).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Plane is the control plane. Build it with New.
+type Plane struct {
+	cfg     Config
+	log     *zap.Logger
+	tree    *served
+	router  *canary.Router
+	history *rollback.History
+	guard   *rollback.Guard
+	mcp     *mcpHub
+	hidden  []string // what no command may read: the data directory, the keys file, the configuration tree
+
+	watchOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{} // closed when the watcher has stopped (at once if none started)
+	closeOnce sync.Once
+}
+
+// New loads the configuration tree, proves its sandbox on this kernel,
+// opens the version history (applying canary.json if it changed since the
+// stored version), starts the guard, and reads mcp.json. A tree or mcp.json
+// that does not load is a *ConfigError.
+func New(ctx context.Context, cfg Config) (*Plane, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Self == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the agentd binary for the sandbox helper: %w", err)
+		}
+		cfg.Self = self
+	}
+	dir, err := filepath.Abs(cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConfigDir, cfg.DataDir = dir, data
+	hidden, err := hiddenPaths(cfg.DataDir, cfg.KeysFile, cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plane{cfg: cfg, log: cfg.Logger.Named("canary"), hidden: hidden, stop: make(chan struct{}), done: make(chan struct{})}
+	close(p.done) // no watcher yet
+	if p.tree, err = newServed(ctx, cfg.ConfigDir, cfg.Self, cfg.Logger); err != nil {
+		return nil, err
+	}
+	empty, err := canary.Compile(canary.Document{}, p.known())
+	if err != nil {
+		return nil, &ConfigError{fmt.Errorf("the configuration tree cannot serve defaults: %w", err)}
+	}
+	p.router = canary.NewRouter(empty, 0)
+	// The history serves a version before the guard exists (Open applies
+	// the stored or file version); the guard reads the served one when it
+	// starts, and every later version through OnApply.
+	var guard *rollback.Guard
+	p.history, err = rollback.Open(ctx, rollback.Config{
+		Store: cfg.Versions, Router: p.router, Known: p.known, Hashes: p.hashes,
+		ReadFile: func() ([]byte, error) { return os.ReadFile(filepath.Join(cfg.ConfigDir, governance.CanaryFile)) },
+		Logger:   cfg.Logger,
+		OnApply: func(pol *canary.Policy, _ rollback.Version) {
+			if guard != nil {
+				guard.Configure(pol)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	guard = rollback.NewGuard(p.history, cfg.Logger)
+	p.guard = guard
+	if p.mcp, err = newMCPHub(p, cfg.Logger); err != nil {
+		p.guard.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// known is what canary values may name: the tree's skill sets, rule
+// versions, sandbox profiles and instruction files, and the model catalog.
+func (p *Plane) known() canary.Known { return p.tree.tree().Known(p.cfg.Model, p.cfg.Models) }
+
+// hashes are the content hashes of what a policy points at, recorded with
+// each version.
+func (p *Plane) hashes(pol *canary.Policy) map[string]string { return p.tree.tree().Hashes(pol) }
+
+// Watch re-reads the configuration tree, canary.json and mcp.json every
+// interval and when reload fires (SIGHUP), until Close; it also sweeps
+// what killed sandbox helpers left (sandbox.SweepCgroups). Call it once.
+func (p *Plane) Watch(every time.Duration, reload <-chan os.Signal) {
+	p.watchOnce.Do(func() {
+		p.done = make(chan struct{})
+		go func() {
+			defer close(p.done)
+			t := time.NewTicker(every)
+			defer t.Stop()
+			sandbox.SweepCgroups() // what commands of an agentd that died with its helpers left
+			for {
+				why, force := "canary.json changed", false
+				select {
+				case <-p.stop:
+					return
+				case <-t.C:
+				case <-reload:
+					why, force = "SIGHUP", true
+					p.log.Info("SIGHUP: reloading the configuration")
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				p.Refresh(ctx, why, force)
+				cancel()
+				sandbox.SweepCgroups()
+			}
+		}()
+	})
+}
+
+// Refresh reloads the tree (if its files changed, or force), keeping the
+// old one if the new one is invalid or breaks the served canary
+// configuration; records a version if what the configuration points at
+// changed; reloads canary.json; and restarts the MCP servers if mcp.json
+// changed (keeping them if it is invalid). why says what prompted it, for
+// the history. Errors are logged where they happen.
+func (p *Plane) Refresh(ctx context.Context, why string, force bool) {
+	changed, _ := p.tree.reload(ctx, force, func(t *governance.Tree) error {
+		_, v := p.history.Current()
+		if _, err := canary.Parse(v.Canary, t.Known(p.cfg.Model, p.cfg.Models)); err != nil {
+			return fmt.Errorf("the served canary configuration (version %d) needs what the new tree lacks: %w", v.N, err)
+		}
+		return nil
+	})
+	if changed {
+		treeWhy := "configuration tree changed"
+		if force {
+			treeWhy += " (SIGHUP)"
+		}
+		_, _, _ = p.history.Refresh(ctx, treeWhy)
+	}
+	_, _, _ = p.history.Reload(ctx, why) // logged by the history
+	p.mcp.reload()
+}
+
+// CloseMCP ends every MCP server and waits until each child is reaped
+// (the first step of a shutdown, after the turns have ended).
+func (p *Plane) CloseMCP() { p.mcp.close() }
+
+// Close stops the watcher and the guard and ends the MCP servers. Later
+// calls do nothing.
+func (p *Plane) Close() {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		<-p.done
+		p.guard.Close()
+		p.mcp.close()
+		sandbox.ReleaseCgroups() // the preflight's parent of command cgroups, now empty
+	})
+}
+
+// Models lists the model catalog of the served configuration: what
+// sessions may switch to (the ACP "model" config option offers it).
+func (p *Plane) Models() []string {
+	pol, _ := p.router.Current()
+	return pol.Models()
+}
+
+// CheckModel accepts the models of the served catalog.
+func (p *Plane) CheckModel(m string) error {
+	if models := p.Models(); !slices.Contains(models, m) {
+		return fmt.Errorf("%w: model %q is not in the catalog: %s", session.ErrInvalid, m, strings.Join(models, ", "))
+	}
+	return nil
+}
+
+// Assign gives a new session its assignment.
+func (p *Plane) Assign(tenant, user string) (session.Assignment, error) {
+	a := p.router.Assign(tenant, user)
+	var out session.Assignment
+	for _, dim := range canary.Dimensions() {
+		pick := a.Get(dim)
+		out.SetValue(dim, pick.Value)
+		if pick.Variant != "" {
+			if out.Variants == nil {
+				out.Variants = map[string]string{}
+			}
+			out.Variants[dim.String()] = pick.Variant
+		}
+	}
+	out.ConfigVersion = a.Version
+	return out, nil
+}
+
+// Rebind moves a session off halted variants, to each dimension's stable
+// value, at a turn boundary, and says what it changed. Nothing else moves
+// a live session.
+func (p *Plane) Rebind(s *session.Session) []string {
+	if len(s.Assignment.Variants) == 0 {
+		return nil
+	}
+	pol, v := p.history.Current()
+	var changes []string
+	for _, dim := range canary.Dimensions() {
+		variant := s.Assignment.VariantOf(dim)
+		if variant == "" || !pol.Halted(dim, variant) {
+			continue
+		}
+		old, stable := s.Assignment.Value(dim), pol.Stable(dim)
+		s.Assignment.SetValue(dim, stable)
+		delete(s.Assignment.Variants, dim.String())
+		if dim == canary.Model && s.Model == old {
+			s.Model = stable
+		}
+		changes = append(changes, fmt.Sprintf("%s: variant %s (%s) is halted; now stable %s (version %d)", dim, variant, old, stable, v.N))
+	}
+	if len(s.Assignment.Variants) == 0 {
+		s.Assignment.Variants = nil
+	}
+	return changes
+}
+
+// Observe feeds a finished turn to the guard.
+func (p *Plane) Observe(sum session.Summary, rec session.TurnRecord) {
+	var values canary.ByDimension
+	for _, dim := range canary.Dimensions() {
+		values[dim] = sum.Assignment.Value(dim)
+	}
+	p.guard.Observe(rollback.Sample{
+		Variants:  sum.Assignment.CohortByDimension(),
+		ToolCalls: rec.Stats.ToolCalls, ToolFailures: rec.Stats.ToolFailures,
+		LLMCalls: rec.Stats.LLMCalls, LLM5xx: rec.Stats.LLM5xx,
+		Tokens: rec.Stats.Usage.PromptTokens + rec.Stats.Usage.CompletionTokens,
+	}, values)
+}
+
+// Variant is one canary variant as configured now.
+type Variant struct {
+	Dimension canary.Dimension
+	Name      string
+	Percent   float64
+	Halted    bool
+}
+
+// Variants returns the served configuration version and its variants.
+func (p *Plane) Variants() (int, []Variant) {
+	pol, v := p.history.Current()
+	doc := pol.Document()
+	var out []Variant
+	for _, dim := range canary.Dimensions() {
+		spec := doc.Spec(dim)
+		if spec == nil {
+			continue
+		}
+		for _, cv := range spec.Variants {
+			out = append(out, Variant{Dimension: dim, Name: cv.Name, Percent: cv.Percent, Halted: pol.Halted(dim, cv.Name)})
+		}
+	}
+	return v.N, out
+}
+
+// MCPChildren counts the running MCP server processes.
+func (p *Plane) MCPChildren() int { return p.mcp.children() }
