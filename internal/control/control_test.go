@@ -1,0 +1,371 @@
+package control_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/boltdb"
+	"github.com/agentd/agentd/internal/canary"
+	"github.com/agentd/agentd/internal/control"
+	"github.com/agentd/agentd/internal/sandbox"
+	"github.com/agentd/agentd/internal/session"
+)
+
+// helper is the agentd binary, built once: the sandbox helper the Plane's
+// preflight and MCP servers re-execute. (The test binary could act as the
+// helper, but built with -race it starts ten times slower.)
+var helper string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agentd-control-test-")
+	if err == nil {
+		helper = filepath.Join(dir, "agentd")
+		var out []byte
+		if out, err = exec.Command("go", "build", "-o", helper, "../../cmd/agentd").CombinedOutput(); err != nil {
+			err = fmt.Errorf("%v\n%s", err, out)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build agentd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	sandbox.ReleaseCgroups()
+	sandbox.SweepCgroups() // the parents the helpers' preflights made
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// writeTree writes files (path → content) below dir.
+func writeTree(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// baseTree is a configuration tree with two of what a canary points at.
+func baseTree() map[string]string {
+	return map[string]string{
+		"AGENTAO.md":                   "# Project rules v1\n",
+		"instructions/v2.md":           "# Project rules v2\n",
+		"skills/default/a/SKILL.md":    "---\nname: a\ndescription: skill a\n---\n# A\n",
+		".agentao/permissions/v1.json": `{"mode": "full-access", "rules": []}`,
+		".agentao/permissions/v2.json": `{"rules": [{"tool": "run_shell_command", "action": "deny"}]}`,
+		".agentao/canary.json":         `{}`,
+	}
+}
+
+// newPlane builds a Plane on a temporary tree and a real store.
+func newPlane(t *testing.T, files map[string]string) (*control.Plane, string) {
+	t.Helper()
+	dir, data := t.TempDir(), t.TempDir()
+	writeTree(t, dir, files)
+	db, err := boltdb.Open(filepath.Join(data, "agentd.db"), boltdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p, err := control.New(context.Background(), control.Config{
+		ConfigDir: dir, DataDir: data, Model: "m-stable", Models: []string{"m-stable", "m-beta"},
+		Versions: db.Versions(), ShellTimeout: time.Minute, Self: helper, Logger: zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, dir
+}
+
+func newSession(t *testing.T, p *control.Plane, user string) *session.Session {
+	t.Helper()
+	a, err := p.Assign("acme", user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &session.Session{ID: "sess_test", Tenant: "acme", User: user, Model: a.Model, Assignment: a}
+}
+
+func shellCall(command string) (agent.Call, agent.ToolSpec) {
+	args, _ := json.Marshal(map[string]string{"command": command})
+	return agent.Call{ID: "c1", Name: "run_shell_command", Args: args}, agent.ToolSpec{Name: "run_shell_command", Confirm: true}
+}
+
+func TestTreeSwap(t *testing.T) {
+	p, dir := newPlane(t, baseTree())
+	s := newSession(t, p, "alice")
+	prompt, err := p.SystemPrompt(s, s.Model)
+	if err != nil || !strings.Contains(prompt, "Project rules v1") {
+		t.Fatalf("SystemPrompt = %.80q, %v; want AGENTAO.md v1", prompt, err)
+	}
+	_, before := p.Canary()
+	writeTree(t, dir, map[string]string{"AGENTAO.md": "# Project rules v1.1\n"})
+	p.Refresh(context.Background(), "test", false)
+	if prompt, _ := p.SystemPrompt(s, s.Model); !strings.Contains(prompt, "Project rules v1.1") {
+		t.Errorf("SystemPrompt after the edit = %.80q; want the new AGENTAO.md", prompt)
+	}
+	// The content the configuration points at changed: a version records it.
+	_, after := p.Canary()
+	if after.N != before.N+1 || !strings.Contains(after.Reason, "configuration tree changed") {
+		t.Errorf("version after the edit = %d %q; want %d, configuration tree changed", after.N, after.Reason, before.N+1)
+	}
+	// Unchanged files: nothing happens.
+	p.Refresh(context.Background(), "test", false)
+	if _, again := p.Canary(); again.N != after.N {
+		t.Errorf("a refresh without changes made version %d", again.N)
+	}
+}
+
+func TestRefusedTree(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"rules": {"stable": "v1", "variants": [{"name": "strict", "value": "v2", "percent": 100}]}}`
+	p, dir := newPlane(t, files)
+	s := newSession(t, p, "alice")
+	if s.Assignment.Rules != "v2" {
+		t.Fatalf("assignment rules %q; want the variant's v2", s.Assignment.Rules)
+	}
+	call, spec := shellCall("ls")
+	if got := p.Permit(s, call, spec); got.Action != session.ActionDeny {
+		t.Fatalf("Permit under v2 = %v; want deny", got.Action)
+	}
+	_, before := p.Canary()
+	tests := []struct {
+		name  string
+		edit  map[string]string
+		clean func()
+	}{
+		{"a rule version that does not parse", map[string]string{".agentao/permissions/v2.json": `{"rules": [`}, nil},
+		{"a rule version the served canary needs is gone", nil, func() { os.Remove(filepath.Join(dir, ".agentao/permissions/v2.json")) }},
+		{"a skill that does not parse", map[string]string{"skills/default/a/SKILL.md": "---\nname: [\n---\n"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			writeTree(t, dir, files) // start from the served tree
+			writeTree(t, dir, tc.edit)
+			if tc.clean != nil {
+				tc.clean()
+			}
+			p.Refresh(context.Background(), "test", true)
+			// The old tree keeps serving: v2 still denies, the prompt is intact.
+			if got := p.Permit(s, call, spec); got.Action != session.ActionDeny {
+				t.Errorf("Permit after a refused tree = %v (%s); want the old v2's deny", got.Action, got.Why)
+			}
+			if prompt, err := p.SystemPrompt(s, s.Model); err != nil || !strings.Contains(prompt, "skill a") {
+				t.Errorf("SystemPrompt after a refused tree = %.80q, %v", prompt, err)
+			}
+			if _, v := p.Canary(); v.N != before.N {
+				t.Errorf("a refused tree made version %d (%s); want none", v.N, v.Reason)
+			}
+		})
+	}
+}
+
+func TestHaltAndRevert(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"models": ["m-stable", "m-beta"], "model": {"stable": "m-stable", "variants": [{"name": "beta", "value": "m-beta", "users": ["alice"]}]}}`
+	p, _ := newPlane(t, files)
+	ctx := context.Background()
+	s := newSession(t, p, "alice")
+	if s.Model != "m-beta" || s.Assignment.VariantOf(canary.Model) != "beta" {
+		t.Fatalf("alice = %s, %v; want the beta variant", s.Model, s.Assignment.Variants)
+	}
+	_, v1 := p.Canary()
+
+	halted, changed, err := p.Halt(ctx, canary.Model, "beta", "ops", "too many 5xx")
+	if err != nil || !changed || halted.Actor != "ops" || halted.Reason != "too many 5xx" {
+		t.Fatalf("Halt = %+v, %v, %v", halted, changed, err)
+	}
+	if _, again, err := p.Halt(ctx, canary.Model, "beta", "ops", "again"); err != nil || again {
+		t.Errorf("a second Halt = changed %v, %v; want no change", again, err)
+	}
+	// New sessions get stable; the live one moves at its next turn boundary.
+	if fresh := newSession(t, p, "alice"); fresh.Model != "m-stable" {
+		t.Errorf("after the halt alice gets %s; want m-stable", fresh.Model)
+	}
+	changes := p.Rebind(s)
+	if s.Model != "m-stable" || s.Assignment.Model != "m-stable" || s.Assignment.Variants != nil || len(changes) != 1 ||
+		!strings.Contains(changes[0], "variant beta (m-beta) is halted") {
+		t.Errorf("Rebind = %q; session %s %+v; want it moved to m-stable", changes, s.Model, s.Assignment)
+	}
+	if _, vars := p.Variants(); len(vars) != 1 || !vars[0].Halted {
+		t.Errorf("Variants = %+v; want beta halted", vars)
+	}
+
+	reverted, err := p.Revert(ctx, v1.N, "ops", "the fix shipped")
+	if err != nil || reverted.N != halted.N+1 {
+		t.Fatalf("Revert = %+v, %v", reverted, err)
+	}
+	if fresh := newSession(t, p, "alice"); fresh.Model != "m-beta" {
+		t.Errorf("after reverting to version %d alice gets %s; want m-beta again", v1.N, fresh.Model)
+	}
+	vs, err := p.Versions(ctx, 0, 10)
+	if err != nil || len(vs) != 3 || vs[0].N != reverted.N {
+		t.Errorf("Versions = %d versions, newest %v, %v; want 3, the revert first", len(vs), vs, err)
+	}
+	if got, err := p.Version(ctx, halted.N); err != nil || got.Reason != "too many 5xx" {
+		t.Errorf("Version(%d) = %+v, %v", halted.N, got, err)
+	}
+}
+
+func TestGuardHaltsABadVariant(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"models": ["m-stable", "m-beta"],
+		"model": {"stable": "m-stable", "variants": [{"name": "beta", "value": "m-beta", "percent": 50}]},
+		"guard": {"min_samples": 5, "tool_failure_rate": 0.2}}`
+	p, _ := newPlane(t, files)
+	turn := func(variant string, failures int) {
+		a := session.Assignment{Model: "m-stable", Skills: "default", Rules: "v1", Sandbox: "workspace-write-no-network", Instructions: "AGENTAO.md"}
+		if variant != "" {
+			a.Model, a.Variants = "m-beta", map[string]string{"model": variant}
+		}
+		p.Observe(session.Summary{Assignment: a}, session.TurnRecord{Stats: agent.Stats{LLMCalls: 1, ToolCalls: 4, ToolFailures: failures}})
+	}
+	for range 10 {
+		turn("", 0)
+		turn("beta", 3)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pol, v := p.Canary()
+		if pol.Halted(canary.Model, "beta") {
+			if v.Actor != "auto" || !strings.Contains(v.Reason, "tool failure rate") {
+				t.Errorf("the guard's halt: actor %q, reason %q", v.Actor, v.Reason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guard did not halt beta (windows %+v)", p.GuardWindows())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestApplyCanaryConflict(t *testing.T) {
+	p, _ := newPlane(t, baseTree())
+	ctx := context.Background()
+	_, v := p.Canary()
+	doc := `{"rules": {"stable": "v1", "variants": [{"name": "strict", "value": "v2", "percent": 10}]}}`
+	if _, err := p.ApplyCanary(ctx, []byte(doc), v.N+5, "ops", "stale"); err == nil {
+		t.Errorf("ApplyCanary with a stale If-Match = nil error; want a conflict")
+	}
+	if _, err := p.ApplyCanary(ctx, []byte(`{"rules": {"stable": "v9"}}`), v.N, "ops", "bad"); err == nil {
+		t.Errorf("ApplyCanary naming a rule version that does not exist = nil error")
+	}
+	got, err := p.ApplyCanary(ctx, []byte(doc), v.N, "ops", "10% on strict rules")
+	if err != nil || got.N != v.N+1 {
+		t.Fatalf("ApplyCanary = %+v, %v", got, err)
+	}
+	if err := p.CheckModel("m-beta"); err != nil {
+		t.Errorf("CheckModel(m-beta) = %v; want it in the catalog", err)
+	}
+	if err := p.CheckModel("gpt-unknown"); err == nil {
+		t.Errorf("CheckModel(gpt-unknown) = nil; want an error")
+	}
+}
+
+// TestMCPReload: the tenant's MCP servers start at its first turn; a
+// changed mcp.json restarts them under the new name; an invalid one keeps
+// them.
+func TestMCPReload(t *testing.T) {
+	bin := buildFakeMCP(t)
+	files := baseTree()
+	files[".agentao/mcp.json"] = fmt.Sprintf(`{"mcpServers": {"fake": {"command": %q}}}`, bin)
+	files[".agentao/sandbox.json"] = fmt.Sprintf(`{"profiles": {"workspace-write-no-network": {"read_only_paths": [%q]}}}`, filepath.Dir(bin))
+	p, dir := newPlane(t, files)
+	s := newSession(t, p, "alice")
+	names := func() string {
+		var out []string
+		for _, tl := range p.TurnTools(context.Background(), s, nil) {
+			out = append(out, tl.Spec().Name)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := names(); !strings.Contains(got, "mcp_fake_echo") {
+		t.Fatalf("turn tools = %s; want the fake server's", got)
+	}
+	if p.MCPChildren() != 1 {
+		t.Errorf("MCPChildren = %d; want 1", p.MCPChildren())
+	}
+	writeTree(t, dir, map[string]string{".agentao/mcp.json": `{"mcpServers": {"fake": {"command": 3}}}`})
+	p.Refresh(context.Background(), "test", false)
+	if got := names(); !strings.Contains(got, "mcp_fake_echo") {
+		t.Errorf("after an invalid mcp.json, turn tools = %s; want the servers kept", got)
+	}
+	writeTree(t, dir, map[string]string{".agentao/mcp.json": fmt.Sprintf(`{"mcpServers": {"renamed": {"command": %q}}}`, bin)})
+	p.Refresh(context.Background(), "test", false)
+	if got := names(); !strings.Contains(got, "mcp_renamed_echo") || strings.Contains(got, "mcp_fake_") {
+		t.Errorf("after a changed mcp.json, turn tools = %s; want only the renamed server's", got)
+	}
+	p.CloseMCP()
+	if n := p.MCPChildren(); n != 0 {
+		t.Errorf("after CloseMCP, %d MCP children", n)
+	}
+}
+
+var (
+	fakeMCPOnce sync.Once
+	fakeMCPPath string
+	fakeMCPErr  error
+)
+
+// buildFakeMCP builds cmd/fakemcp once.
+func buildFakeMCP(t *testing.T) string {
+	t.Helper()
+	fakeMCPOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "agentd-control-test-")
+		if err != nil {
+			fakeMCPErr = err
+			return
+		}
+		fakeMCPPath = filepath.Join(dir, "fakemcp")
+		out, err := exec.Command("go", "build", "-o", fakeMCPPath, "../../cmd/fakemcp").CombinedOutput()
+		if err != nil {
+			fakeMCPErr = fmt.Errorf("go build cmd/fakemcp: %v\n%s", err, out)
+		}
+	})
+	if fakeMCPErr != nil {
+		t.Fatal(fakeMCPErr)
+	}
+	return fakeMCPPath
+}
+
+func TestConfigErrors(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"a rule version that does not parse": {".agentao/permissions/v1.json": `{`},
+		"mcp.json that does not parse":       {".agentao/mcp.json": `{"mcpServers": {"x": {"comand": "y"}}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir, data := t.TempDir(), t.TempDir()
+			writeTree(t, dir, baseTree())
+			writeTree(t, dir, files)
+			db, err := boltdb.Open(filepath.Join(data, "agentd.db"), boltdb.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			_, err = control.New(context.Background(), control.Config{ConfigDir: dir, DataDir: data, Model: "m", Versions: db.Versions(), Self: helper})
+			var ce *control.ConfigError
+			if err == nil || !errors.As(err, &ce) {
+				t.Errorf("New = %v; want a *control.ConfigError", err)
+			}
+		})
+	}
+}
