@@ -541,6 +541,61 @@ func TestACPWebSocket(t *testing.T) {
 	}
 }
 
+// TestACPSessionsOverWebSocket: session/list shows the tenant's sessions,
+// also those made over HTTP, and not another tenant's; session/resume
+// re-attaches without a replay; session/close ends a running prompt first.
+func TestACPSessionsOverWebSocket(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	p := start(t, llm, t.TempDir())
+	httpID := p.create(acmeKey)
+	p.turn(acmeKey, httpID, "made over HTTP")
+	p.create(globexKey)
+	c := acpDial(t, p, acmeKey, "alice")
+	c.initialize()
+	sid := c.newSession()
+
+	res, _ := c.call("session/list", map[string]any{})
+	var ids []string
+	var title any
+	for _, s := range res["sessions"].([]any) {
+		info := s.(map[string]any)
+		ids = append(ids, info["sessionId"].(string))
+		if info["sessionId"] == httpID {
+			title = info["title"]
+		}
+	}
+	if strings.Join(ids, " ") != sid+" "+httpID || title != "made over HTTP" || res["nextCursor"] != nil {
+		t.Errorf("session/list = %v; want %s then %s (titled), no other tenant's", res, sid, httpID)
+	}
+
+	other := acpDial(t, p, acmeKey, "bob")
+	other.initialize()
+	if _, before := other.call("session/resume", map[string]any{"sessionId": httpID, "cwd": "/"}); len(before) != 0 {
+		t.Errorf("session/resume sent %v before its response; want no replay", before)
+	}
+	if res, before := other.call("session/prompt", acpText(httpID, "resumed")); res["stopReason"] != "end_turn" || acpAgentText(before) != "echo: resumed" {
+		t.Errorf("prompt after resume = %v %q", res, acpAgentText(before))
+	}
+
+	calls := llm.Calls()
+	pid := c.request("session/prompt", acpText(sid, "[[hang]]"))
+	waitFor(t, func() bool { return llm.Calls() > calls })
+	cid := c.request("session/close", map[string]any{"sessionId": sid})
+	var order []string
+	for len(order) < 2 {
+		switch m := c.read(); {
+		case m.method() != "":
+		case m.id() == pid:
+			order = append(order, fmt.Sprint("prompt ", m.result()["stopReason"]))
+		case m.id() == cid:
+			order = append(order, "close")
+		}
+	}
+	if strings.Join(order, ", ") != "prompt cancelled, close" {
+		t.Errorf("answers = %v; want the prompt's (cancelled), then the close's", order)
+	}
+}
+
 // TestACPInteropTypeScriptSDK runs internal/acp/interop/interop.mjs: the
 // official ACP TypeScript SDK (@agentclientprotocol/sdk 2.4.0) as the client
 // of `agentd acp` over stdio and of GET /v1/acp over WebSocket.
@@ -588,5 +643,14 @@ func TestACPInteropTypeScriptSDK(t *testing.T) {
 	t.Logf("interop.mjs:\n%s", out)
 	if err != nil || !strings.Contains(string(out), "ok: interop passed") {
 		t.Fatalf("interop with the TypeScript SDK failed: %v", err)
+	}
+	steps := []string{"ok: stdio session/list", "ok: stdio session/close"}
+	if wsURL != "" {
+		steps = append(steps, "ok: websocket session/resume")
+	}
+	for _, step := range steps {
+		if !strings.Contains(string(out), step) {
+			t.Errorf("interop.mjs did not run %q", step)
+		}
 	}
 }

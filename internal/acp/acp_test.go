@@ -72,7 +72,20 @@ func TestInitialize(t *testing.T) {
 		}
 		caps := res["agentCapabilities"].(map[string]any)
 		pc := caps["promptCapabilities"].(map[string]any)
-		if caps["loadSession"] != true || pc["image"] != false || pc["audio"] != false || pc["embeddedContext"] != false {
+		// The SDK's PromptCapabilities leaves a false out: omitted means
+		// unsupported.
+		for _, k := range []string{"image", "audio", "embeddedContext"} {
+			if v, ok := pc[k]; ok && v != false {
+				t.Errorf("promptCapabilities.%s = %v; want false or absent", k, v)
+			}
+		}
+		sc, _ := caps["sessionCapabilities"].(map[string]any)
+		for _, k := range []string{"list", "resume", "close"} {
+			if _, ok := sc[k].(map[string]any); !ok {
+				t.Errorf("sessionCapabilities.%s = %v; want {}", k, sc[k])
+			}
+		}
+		if caps["loadSession"] != true {
 			t.Errorf("agentCapabilities = %v", caps)
 		}
 		if res["agentInfo"].(map[string]any)["name"] != "agentd" || len(res["authMethods"].([]any)) != 0 {

@@ -34,6 +34,7 @@ type env struct {
 	pool  *session.Pool
 	srv   *acp.Server
 	cfg   session.Config
+	acp   acp.Config // the server's, besides Models, Version and Logger
 }
 
 func newEnv(t *testing.T, cfg session.Config, steps ...agenttest.Step) *env {
@@ -88,7 +89,9 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.db, e.pool = db, pool
-	e.srv = acp.New(pool, acp.Config{Models: func() []string { return []string{"m1", "m2"} }, Version: "test", Logger: zaptest.NewLogger(e.t)})
+	ac := e.acp
+	ac.Models, ac.Version, ac.Logger = func() []string { return []string{"m1", "m2"} }, "test", zaptest.NewLogger(e.t)
+	e.srv = acp.New(pool, ac)
 	e.t.Cleanup(e.close)
 }
 

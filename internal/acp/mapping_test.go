@@ -2,9 +2,12 @@ package acp
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	sdk "github.com/coder/acp-go-sdk"
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/session"
@@ -28,7 +31,7 @@ func TestStopReasonPrecedence(t *testing.T) {
 		{"llm error", agent.Outcome{Status: agent.StatusOK, IncompleteReason: agent.IncompleteLLMError}, false, "end_turn"},
 	}
 	for _, tc := range tests {
-		if got := stopReason(tc.o, tc.cancelled); got != tc.want {
+		if got := stopReason(tc.o, tc.cancelled); string(got) != tc.want {
 			t.Errorf("%s: stopReason(%+v, %v) = %s; want %s", tc.name, tc.o, tc.cancelled, got, tc.want)
 		}
 	}
@@ -40,7 +43,7 @@ func TestToolKindAndTitle(t *testing.T) {
 		"glob": "search", "search_file_content": "search", "run_shell_command": "execute",
 		"activate_skill": "other", "mcp_github_get_issue": "other",
 	} {
-		if got := toolKind(name); got != want {
+		if got := toolKind(name); string(got) != want {
 			t.Errorf("toolKind(%s) = %s; want %s", name, got, want)
 		}
 	}
@@ -75,6 +78,8 @@ func TestRawInput(t *testing.T) {
 	}
 }
 
+// TestDecisionOf: the client's answer as it arrives, through the
+// adapter's rewrite of the flattened shape and the SDK's decode.
 func TestDecisionOf(t *testing.T) {
 	for _, tc := range []struct {
 		result string
@@ -87,14 +92,22 @@ func TestDecisionOf(t *testing.T) {
 		{`{"outcome":{"outcome":"cancelled"}}`, false, session.RejectOnce},
 		{`{"outcome":"cancelled"}`, false, session.RejectOnce},
 		{`{"outcome":{"outcome":"selected","optionId":"allow-once"}}`, false, session.RejectOnce},
+		{`{"outcome":{"outcome":"maybe"}}`, false, session.RejectOnce},
 		{`null`, false, session.RejectOnce},
 		{``, true, session.RejectOnce},
 	} {
-		m := message{Result: json.RawMessage(tc.result)}
-		if tc.err {
-			m.Error = &Error{Code: -32603, Message: "x"}
+		raw := json.RawMessage(tc.result)
+		if nested, ok := flattenedOutcome(raw); ok {
+			raw = nested
 		}
-		if got := decisionOf(m); got != tc.want {
+		var resp sdk.RequestPermissionResponse
+		var err error
+		if tc.err {
+			err = &Error{Code: -32603, Message: "x"}
+		} else {
+			err = json.Unmarshal(raw, &resp)
+		}
+		if got := decisionOf(resp, err); got != tc.want {
 			t.Errorf("decisionOf(%s) = %s; want %s", tc.result, got, tc.want)
 		}
 	}
@@ -114,27 +127,39 @@ func TestReplayMapping(t *testing.T) {
 		{Role: agent.RoleAssistant, Content: "done"},
 		{Role: agent.RoleUser, Content: agent.Reminder(testTime)}, // nothing left to show
 	}
-	var got []string
-	for _, u := range replay(msgs) {
-		b, _ := json.Marshal(u)
-		got = append(got, string(b))
-	}
+	meta := func(tool string) string { return `"_meta":{"agentd":{"toolName":"` + tool + `"}}` }
 	want := []string{
 		`{"sessionUpdate":"user_message_chunk","messageId":"msg_0","content":{"type":"text","text":"hi"}}`,
 		`{"sessionUpdate":"agent_thought_chunk","messageId":"msg_1_thought","content":{"type":"text","text":"hmm"}}`,
 		`{"sessionUpdate":"agent_message_chunk","messageId":"msg_1","content":{"type":"text","text":"looking"}}`,
-		`{"sessionUpdate":"tool_call","toolCallId":"call_1","title":"run_shell_command: ls","name":"run_shell_command","kind":"execute","status":"completed","rawInput":{"command":"ls"}}`,
-		`{"sessionUpdate":"tool_call","toolCallId":"call_2","title":"read_file","name":"read_file","kind":"read","status":"completed","rawInput":{"_raw":"{bad"}}`,
+		`{"sessionUpdate":"tool_call","toolCallId":"call_1","title":"run_shell_command: ls",` + meta("run_shell_command") + `,"kind":"execute","status":"completed","rawInput":{"command":"ls"}}`,
+		`{"sessionUpdate":"tool_call","toolCallId":"call_2","title":"read_file",` + meta("read_file") + `,"kind":"read","status":"completed","rawInput":{"_raw":"{bad"}}`,
 		`{"sessionUpdate":"tool_call_update","toolCallId":"call_1","status":"completed","content":[{"type":"content","content":{"type":"text","text":"a.txt"}}]}`,
 		`{"sessionUpdate":"tool_call_update","toolCallId":"call_2","status":"completed","content":[{"type":"content","content":{"type":"text","text":"` + agent.InterruptedResult + `"}}]}`,
 		`{"sessionUpdate":"agent_message_chunk","messageId":"msg_4","content":{"type":"text","text":"done"}}`,
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("replay =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	got := replay(msgs)
+	if len(got) != len(want) {
+		t.Fatalf("replay gave %d updates; want %d", len(got), len(want))
+	}
+	// The SDK's encoder orders the members its own way: compare values.
+	for i, u := range got {
+		b, err := json.Marshal(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		_ = json.Unmarshal(b, &g)
+		if err := json.Unmarshal([]byte(want[i]), &w); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("replay[%d] = %s; want %s", i, b, want[i])
+		}
 	}
 }
 
-func TestParse(t *testing.T) {
+func TestParseEnvelope(t *testing.T) {
 	for _, tc := range []struct {
 		in       string
 		wantCode int
@@ -150,17 +175,33 @@ func TestParse(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":5}`, CodeInvalidRequest, false},
 		{`{"id":1,"method":"m"}`, CodeInvalidRequest, false},
 		{`{"jsonrpc":"2.0","id":[1],"method":"m"}`, CodeInvalidRequest, false},
+		{`{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}`, CodeInvalidParams, false},
 		{`nope`, CodeParseError, false},
 		{`[]`, CodeInvalidRequest, false},
 		{`42`, CodeInvalidRequest, false},
 	} {
-		m, _, err := parse([]byte(tc.in))
+		e, _, err := parseEnvelope([]byte(tc.in))
 		code := 0
 		if err != nil {
 			code = err.Code
 		}
-		if code != tc.wantCode || (code == 0 && (m.isMethod && m.ID != nil) != tc.request) {
-			t.Errorf("parse(%s) = %+v, %v; want code %d, request %v", tc.in, m, err, tc.wantCode, tc.request)
+		if code != tc.wantCode || (code == 0 && (e.method != "" && e.id != nil) != tc.request) {
+			t.Errorf("parseEnvelope(%s) = %+v, %v; want code %d, request %v", tc.in, e, err, tc.wantCode, tc.request)
 		}
+	}
+}
+
+func TestIDKey(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{`"a<b"`, `"a\u003cb"`}, // the SDK's encoder escapes HTML characters
+		{`"x"`, `"\u0078"`},
+		{`7`, `7`},
+	} {
+		if ka, kb := idKey(json.RawMessage(tc.a)), idKey(json.RawMessage(tc.b)); ka != kb {
+			t.Errorf("idKey(%s) = %q, idKey(%s) = %q; want equal", tc.a, ka, tc.b, kb)
+		}
+	}
+	if idKey(json.RawMessage(`"7"`)) == idKey(json.RawMessage(`7`)) {
+		t.Error(`idKey("7") = idKey(7); want them apart`)
 	}
 }

@@ -2,15 +2,16 @@ package acp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
+	"log/slog"
 	"sync"
 	"time"
 
+	sdk "github.com/coder/acp-go-sdk"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/session"
@@ -18,12 +19,12 @@ import (
 
 // Cancellation reasons of ACP (Agentao's vocabulary, besides agent's).
 const (
-	ReasonSessionCancel    = "acp-session-cancel" // session/cancel or $/cancel_request
+	ReasonSessionCancel    = "acp-session-cancel" // session/cancel, session/close or $/cancel_request
 	ReasonConnectionClosed = "connection-closed"  // the client went away
 )
 
 // ProtocolVersion is the ACP version agentd speaks.
-const ProtocolVersion = 1
+const ProtocolVersion = sdk.ProtocolVersionNumber
 
 // Config tunes a Server. The zero value is usable.
 type Config struct {
@@ -32,7 +33,7 @@ type Config struct {
 	Models func() []string
 	// Version is agentd's version, sent in agentInfo.
 	Version string
-	// MaxMessageBytes bounds one incoming message; default
+	// MaxMessageBytes bounds one incoming message; default and maximum
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// MaxInFlight bounds the requests of one connection handled at once;
@@ -44,7 +45,10 @@ type Config struct {
 	// Heartbeat is the interval of WebSocket pings, which keep proxies from
 	// closing a connection that waits on a long turn. Default 30 s.
 	Heartbeat time.Duration
-	Logger    *zap.Logger
+	// ListPageSize is the number of sessions in one page of session/list.
+	// Default 100.
+	ListPageSize int
+	Logger       *zap.Logger
 }
 
 // Defaults of Config.
@@ -52,6 +56,7 @@ const (
 	DefaultMaxInFlight  = 64
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultHeartbeat    = 30 * time.Second
+	DefaultListPageSize = 100
 )
 
 // ErrShuttingDown is returned by Serve once Shutdown has begun.
@@ -71,7 +76,7 @@ type Server struct {
 
 // New returns a Server over pool.
 func New(pool *session.Pool, cfg Config) *Server {
-	if cfg.MaxMessageBytes <= 0 {
+	if cfg.MaxMessageBytes <= 0 || cfg.MaxMessageBytes > DefaultMaxMessageBytes {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if cfg.MaxInFlight <= 0 {
@@ -82,6 +87,9 @@ func New(pool *session.Pool, cfg Config) *Server {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.ListPageSize <= 0 {
+		cfg.ListPageSize = DefaultListPageSize
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -103,9 +111,9 @@ type Peer struct {
 // (EOF, a closed socket, any read or write error), ctx is done or Shutdown
 // is called. It then cancels the connection's running turns
 // ("connection-closed", or "shutdown" for ctx and Shutdown), waits until
-// every handler has answered and every turn is saved, closes t and returns
-// nil. It returns ErrShuttingDown at once, closing t, once Shutdown has
-// begun.
+// every request has been answered and every turn is saved, closes t and
+// returns nil. It returns ErrShuttingDown at once, closing t, once Shutdown
+// has begun.
 func (s *Server) Serve(ctx context.Context, t Transport, peer Peer) error {
 	c := s.newConn(t, peer)
 	s.mu.Lock()
@@ -163,12 +171,14 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// conn is one client connection.
+// conn is one client connection: the SDK's AgentSideConnection, fed
+// through the wire adapter (wire.go) from a Transport.
 type conn struct {
 	s    *Server
 	t    Transport
 	peer Peer
 	log  *zap.Logger
+	sdk  *sdk.AgentSideConnection
 
 	// ctx ends, with a CancelError cause, when the connection ends; every
 	// turn of the connection runs under it.
@@ -179,16 +189,24 @@ type conn struct {
 	endOnce sync.Once
 	why     string // the reason given to end
 
-	wmu sync.Mutex // one write at a time, in call order
+	toSDK *io.PipeWriter // what the SDK reads: the client's messages the adapter lets through, one per line
+
+	wmu    sync.Mutex // one write at a time, in call order
+	closed bool       // the transport is closed: nothing more is written
+
+	requests sync.WaitGroup // the client's requests handed to the SDK and not answered yet
+	tasks    sync.WaitGroup // goroutines of the connection's own (permission requests)
 
 	mu          sync.Mutex
-	ended       bool // no new handlers, calls or prompts
+	ended       bool // no new requests, calls or prompts
 	initialized bool
-	inflight    int
-	handlers    sync.WaitGroup
-	prompts     map[session.ID]*prompt       // running prompts of this connection
-	loading     map[session.ID]chan struct{} // session/load replays in progress; closed when done
-	calls       map[string]chan message      // server→client requests waiting for their response
+	pending     map[string]*request          // the client's requests the SDK handles, by idKey
+	nullIDs     int                          // ids given to requests with a null id
+	calls       map[string]*call             // agentd's requests to the client, by their wire id
+	callIDs     map[string]string            // the SDK's id of a call → its wire id
+	barrier     chan struct{}                // closed once the session/cancel or session/close the reader waits for is done
+	prompts     map[session.ID]*prompt       // prompts of this connection, from admission to their end
+	loading     map[session.ID]chan struct{} // session/load replays in progress; closed when answered
 }
 
 func (s *Server) newConn(t Transport, peer Peer) *conn {
@@ -196,7 +214,8 @@ func (s *Server) newConn(t Transport, peer Peer) *conn {
 	return &conn{
 		s: s, t: t, peer: peer, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		log:     s.log.With(zap.String("tenant", peer.Tenant), zap.String("user", peer.User), zap.String("transport", peer.Transport)),
-		prompts: map[session.ID]*prompt{}, loading: map[session.ID]chan struct{}{}, calls: map[string]chan message{},
+		pending: map[string]*request{}, calls: map[string]*call{}, callIDs: map[string]string{},
+		prompts: map[session.ID]*prompt{}, loading: map[session.ID]chan struct{}{},
 	}
 }
 
@@ -224,6 +243,24 @@ type frame struct {
 // serve runs the read loop, then cleans up; it returns what ended the
 // transport when that was not a plain EOF.
 func (c *conn) serve(ctx context.Context) error {
+	fromAdapter, toSDK := io.Pipe()
+	c.toSDK = toSDK
+	c.sdk = sdk.NewAgentSideConnection(agentSide{c}, sdkOutput{c}, fromAdapter)
+	// The SDK's own diagnostics ("connection closed", a notification
+	// handler's error) go to the debug log: what matters is logged here.
+	stdlog, _ := zap.NewStdLogAt(c.log.Named("sdk"), zapcore.DebugLevel)
+	c.sdk.SetLogger(slog.New(slog.NewTextHandler(stdlog.Writer(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	go func() {
+		// The SDK stops reading when its input ends, or when it gives up
+		// on the connection (its notification queue overflowed): then a
+		// write to the pipe would block forever.
+		<-c.sdk.Done()
+		c.end(ReasonConnectionClosed)
+		_ = fromAdapter.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { c.end(agent.ReasonShutdown) })
+	defer stop()
+
 	readCtx, stopRead := context.WithCancel(context.Background())
 	defer stopRead()
 	frames := make(chan frame)
@@ -249,9 +286,9 @@ loop:
 			var tl *TooLargeError
 			switch {
 			case f.err == nil:
-				c.dispatch(f.data)
+				c.receive(f.data)
 			case errors.As(f.err, &tl):
-				c.send(errorResponse{JSONRPC: "2.0", ID: nullID, Error: &Error{Code: CodeParseError, Message: "Parse error: " + tl.Error()}})
+				c.reply(nullID, &Error{Code: CodeParseError, Message: "Parse error: " + tl.Error()})
 			default:
 				if !errors.Is(f.err, io.EOF) {
 					readErr = f.err
@@ -259,234 +296,52 @@ loop:
 				c.end(ReasonConnectionClosed)
 				break loop
 			}
-		case <-ctx.Done():
-			c.end(agent.ReasonShutdown)
-			break loop
 		case <-c.done:
 			break loop
 		}
 	}
 	c.finish()
+	c.wmu.Lock()
+	c.closed = true
+	c.wmu.Unlock()
 	_ = c.t.Close() // a WebSocket's close handshake needs the reader: stop it after
 	stopRead()
+	<-c.sdk.Done()
 	return readErr
 }
 
-// finish cancels what runs for the connection and waits for its handlers:
-// prompts are answered (if the transport still takes writes) once their
-// turns are saved.
+// finish cancels what runs for the connection and waits until every
+// request the SDK took is answered (if the transport still takes writes):
+// prompts answer once their turns are saved.
 func (c *conn) finish() {
-	reason := c.reason()
 	c.mu.Lock()
 	c.ended = true
 	calls := c.calls
-	c.calls = map[string]chan message{}
+	c.calls, c.callIDs = map[string]*call{}, map[string]string{}
 	c.mu.Unlock()
-	c.cancel(agent.Cancelled(reason))
-	for _, ch := range calls {
-		close(ch) // a permission nobody will answer: rejected
+	c.cancel(agent.Cancelled(c.reason()))
+	for _, cl := range calls {
+		close(cl.settled) // nothing will be answered or withdrawn any more
 	}
-	c.handlers.Wait()
+	// The SDK's input ends: the contexts of its handlers end, and its
+	// requests to the client return.
+	_ = c.toSDK.Close()
+	c.requests.Wait()
+	c.tasks.Wait()
 }
 
-// dispatch handles one incoming message. Quick methods run here, in order;
-// the others run in their own goroutines.
-func (c *conn) dispatch(data []byte) {
-	m, answerID, perr := parse(data)
-	if perr != nil {
-		c.send(errorResponse{JSONRPC: "2.0", ID: answerID, Error: perr})
-		return
-	}
-	if !m.isMethod {
-		c.route(m)
-		return
-	}
-	isRequest := m.ID != nil
-	switch m.Method {
-	case "initialize":
-		if isRequest {
-			res, err := c.initialize(m.Params)
-			c.answer(m.ID, res, err)
-		}
-		return
-	case "session/cancel":
-		err := c.cancelSession(m.Params)
-		if isRequest {
-			c.answer(m.ID, nil, err)
-		}
-		return
-	case "$/cancel_request":
-		c.cancelRequest(m.Params)
-		return
-	}
-	h := c.handler(m.Method)
-	if !isRequest {
-		if h == nil {
-			c.log.Debug("ignored notification", zap.String("method", m.Method))
-		}
-		return
-	}
-	if h == nil {
-		c.answer(m.ID, nil, &Error{Code: CodeMethodNotFound, Message: "Method not found: " + m.Method})
-		return
-	}
-	c.mu.Lock()
-	switch {
-	case !c.initialized:
-		c.mu.Unlock()
-		c.answer(m.ID, nil, errInvalidRequest("call initialize first"))
-		return
-	case c.ended:
-		c.mu.Unlock()
-		return
-	case c.inflight >= c.s.cfg.MaxInFlight:
-		c.mu.Unlock()
-		c.answer(m.ID, nil, errInvalidRequest(fmt.Sprintf("more than %d requests in flight on this connection", c.s.cfg.MaxInFlight)))
-		return
-	}
-	c.mu.Unlock()
-	// The checks and registrations run here, in message order (a cancel
-	// read after a prompt finds it; a prompt read after a load waits for
-	// its replay); the work runs in its own goroutine.
-	var w work
-	if _, err := c.safely(m.Method, func() (any, *Error) {
-		var err *Error
-		w, err = h(m.ID, m.Params)
-		return nil, err
-	}); err != nil {
-		c.answer(m.ID, nil, err)
-		return
-	}
-	c.mu.Lock()
-	c.inflight++
-	c.handlers.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer func() {
-			c.mu.Lock()
-			c.inflight--
-			c.mu.Unlock()
-			c.handlers.Done()
-		}()
-		res, err := c.safely(m.Method, w.run)
-		c.answer(m.ID, res, err)
-		if w.answered != nil {
-			w.answered()
-		}
-	}()
-}
-
-// handlerFunc validates a request and registers what must be known before
-// the next message is read; it returns the work that answers it.
-type handlerFunc func(id json.RawMessage, params json.RawMessage) (work, *Error)
-
-// work is what answers a request: run does the work, in a goroutine of its
-// own, and returns the result; answered, if set, runs once the response is
-// written.
-type work struct {
-	run      func() (any, *Error)
-	answered func()
-}
-
-func (c *conn) handler(method string) handlerFunc {
-	switch method {
-	case "session/new":
-		return c.newSession
-	case "session/load":
-		return c.loadSession
-	case "session/prompt":
-		return c.prompt
-	case "session/set_config_option":
-		return c.setConfigOption
-	}
-	return nil
-}
-
-// safely runs a handler and turns a panic into an internal error.
-func (c *conn) safely(method string, fn func() (any, *Error)) (res any, rerr *Error) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.log.Error("acp handler panicked", zap.String("method", method), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-			res, rerr = nil, &Error{Code: CodeInternalError, Message: "Internal error; see the agentd log"}
-		}
-	}()
-	return fn()
-}
-
-// answer sends the response to request id.
-func (c *conn) answer(id json.RawMessage, result any, err *Error) {
-	if err != nil {
-		c.send(errorResponse{JSONRPC: "2.0", ID: id, Error: err})
-		return
-	}
-	c.send(response{JSONRPC: "2.0", ID: id, Result: result})
-}
-
-// notify sends a notification.
-func (c *conn) notify(method string, params any) error {
-	return c.send(request{JSONRPC: "2.0", Method: method, Params: params})
-}
-
-// send writes one message. A failed write ends the connection: the client
+// write sends one message. A failed write ends the connection: the client
 // is gone or not reading.
-func (c *conn) send(v any) error {
-	data, err := encode(v)
-	if err != nil {
-		c.log.Error("encode acp message", zap.Error(err))
-		return err
-	}
+func (c *conn) write(msg []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.t.Write(context.Background(), data); err != nil {
+	if c.closed {
+		return errors.New("the connection is closed")
+	}
+	if err := c.t.Write(context.Background(), msg); err != nil {
 		c.log.Debug("acp write failed", zap.Error(err))
 		c.end(ReasonConnectionClosed)
 		return err
 	}
 	return nil
-}
-
-// call sends a request to the client and returns the channel its response
-// arrives on (closed, without a response, if the connection ends first).
-func (c *conn) call(method string, params any) (string, <-chan message, error) {
-	id := newRequestID()
-	ch := make(chan message, 1)
-	c.mu.Lock()
-	if c.ended {
-		c.mu.Unlock()
-		return "", nil, errors.New("the connection is closing")
-	}
-	c.calls[id] = ch
-	c.mu.Unlock()
-	if err := c.send(request{JSONRPC: "2.0", ID: id, Method: method, Params: params}); err != nil {
-		c.forget(id)
-		return "", nil, err
-	}
-	return id, ch, nil
-}
-
-// forget drops a pending request; it reports whether it was still pending.
-func (c *conn) forget(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.calls[id]
-	delete(c.calls, id)
-	return ok
-}
-
-// route hands a response to the request waiting for it.
-func (c *conn) route(m message) {
-	var id string
-	if err := json.Unmarshal(m.ID, &id); err != nil {
-		c.log.Debug("response to a request agentd did not send", zap.ByteString("id", m.ID))
-		return
-	}
-	c.mu.Lock()
-	ch, ok := c.calls[id]
-	delete(c.calls, id)
-	c.mu.Unlock()
-	if !ok {
-		c.log.Debug("response to no pending request", zap.String("id", id))
-		return
-	}
-	ch <- m
 }

@@ -34,15 +34,22 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("a message is longer than the limit of %d bytes", e.Limit)
 }
 
-// DefaultMaxMessageBytes bounds one message, as the official SDKs do.
-const DefaultMaxMessageBytes = 10 << 20
+// DefaultMaxMessageBytes bounds one message, and is the most a Config or
+// NewStdio may allow: the longest line the Go SDK reads (10 MiB with its
+// newline).
+const DefaultMaxMessageBytes = sdkMaxLine
 
 // NewStdio returns the stdio transport of ACP over r and w: UTF-8 JSON-RPC
 // messages, one per line ("\n", a trailing "\r" is ignored), blank lines
-// skipped. Lines longer than max bytes (0: DefaultMaxMessageBytes) are
-// skipped and reported. Close closes neither r nor w.
+// skipped. Lines longer than max bytes (0 or more than
+// DefaultMaxMessageBytes: DefaultMaxMessageBytes) are skipped and
+// reported. Close closes neither r nor w.
+//
+// The SDK could read r itself, but Connection.receive ends the whole
+// connection on a line over its limit instead of refusing that one
+// message, and reads lines the adapter must see first (wire.go).
 func NewStdio(r io.Reader, w io.Writer, max int) Transport {
-	if max <= 0 {
+	if max <= 0 || max > DefaultMaxMessageBytes {
 		max = DefaultMaxMessageBytes
 	}
 	return &lines{r: bufio.NewReaderSize(r, 64<<10), w: w, max: max}

@@ -14,81 +14,62 @@ import (
 	"time"
 	"unicode/utf8"
 
+	sdk "github.com/coder/acp-go-sdk"
 	"go.uber.org/zap"
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/session"
 )
 
-// notification is the params of session/update.
-type notification struct {
-	SessionID session.ID `json:"sessionId"`
-	Update    update     `json:"update"`
+func textChunk(kind, messageID, s string) sdk.SessionUpdate {
+	id, block := sdk.Ptr(messageID), sdk.TextBlock(s)
+	switch kind {
+	case "user_message_chunk":
+		return sdk.SessionUpdate{UserMessageChunk: &sdk.SessionUpdateUserMessageChunk{Content: block, MessageId: id}}
+	case "agent_thought_chunk":
+		return sdk.SessionUpdate{AgentThoughtChunk: &sdk.SessionUpdateAgentThoughtChunk{Content: block, MessageId: id}}
+	}
+	return sdk.SessionUpdate{AgentMessageChunk: &sdk.SessionUpdateAgentMessageChunk{Content: block, MessageId: id}}
 }
 
-// update is one session/update: a message chunk or a tool call (or its
-// update); fields not used by a kind are left out.
-type update struct {
-	SessionUpdate string          `json:"sessionUpdate"`
-	MessageID     string          `json:"messageId,omitempty"`
-	ToolCallID    string          `json:"toolCallId,omitempty"`
-	Title         string          `json:"title,omitempty"`
-	Name          string          `json:"name,omitempty"` // agentd's tool name
-	Kind          string          `json:"kind,omitempty"`
-	Status        string          `json:"status,omitempty"`
-	RawInput      json.RawMessage `json:"rawInput,omitempty"`
-	Content       any             `json:"content,omitempty"` // a content block for chunks, []toolContent for tool calls
+func toolText(s string) []sdk.ToolCallContent {
+	return []sdk.ToolCallContent{sdk.ToolContent(sdk.TextBlock(s))}
 }
 
-// Session update kinds and tool call statuses of ACP.
-const (
-	updUserChunk     = "user_message_chunk"
-	updAgentChunk    = "agent_message_chunk"
-	updThoughtChunk  = "agent_thought_chunk"
-	updToolCall      = "tool_call"
-	updToolCallPatch = "tool_call_update"
-
-	statusPending    = "pending"
-	statusInProgress = "in_progress"
-	statusCompleted  = "completed"
-	statusFailed     = "failed"
-)
-
-type textBlock struct {
-	Type string `json:"type"` // "text"
-	Text string `json:"text"`
+// toolCall is the tool_call update that shows a call: its arguments as
+// rawInput, agentd's tool name in _meta ({"agentd": {"toolName": …}}).
+func toolCall(id, tool string, in json.RawMessage, status sdk.ToolCallStatus) sdk.SessionUpdate {
+	return sdk.SessionUpdate{ToolCall: &sdk.SessionUpdateToolCall{
+		ToolCallId: sdk.ToolCallId(id), Title: toolTitle(tool, in), Kind: toolKind(tool), Status: status, RawInput: in,
+		Meta: map[string]any{"agentd": map[string]string{"toolName": tool}},
+	}}
 }
 
-type toolContent struct {
-	Type    string    `json:"type"` // "content"
-	Content textBlock `json:"content"`
-}
-
-func text(s string) textBlock { return textBlock{Type: "text", Text: s} }
-
-func toolText(s string) []toolContent {
-	return []toolContent{{Type: "content", Content: text(s)}}
-}
-
-func chunk(kind, messageID, s string) update {
-	return update{SessionUpdate: kind, MessageID: messageID, Content: text(s)}
+// toolUpdate patches a tool call; a zero status or nil content is left
+// out.
+func toolUpdate(id string, status sdk.ToolCallStatus, content []sdk.ToolCallContent) sdk.SessionUpdate {
+	u := &sdk.SessionToolCallUpdate{ToolCallId: sdk.ToolCallId(id), Content: content}
+	if status != "" {
+		u.Status = sdk.Ptr(status)
+	}
+	return sdk.SessionUpdate{ToolCallUpdate: u}
 }
 
 // toolKind maps agentd's tool names to ACP tool kinds.
-func toolKind(name string) string {
+func toolKind(name string) sdk.ToolKind {
 	switch name {
 	case "read_file", "list_directory":
-		return "read"
+		return sdk.ToolKindRead
 	case "write_file", "replace":
-		return "edit"
+		return sdk.ToolKindEdit
 	case "glob", "search_file_content", "web_search":
-		return "search"
+		return sdk.ToolKindSearch
 	case "run_shell_command":
-		return "execute"
+		return sdk.ToolKindExecute
 	case "web_fetch":
-		return "fetch"
+		return sdk.ToolKindFetch
 	}
-	return "other"
+	return sdk.ToolKindOther
 }
 
 // titleArgs are the arguments that say best what a call does, by priority.
@@ -154,55 +135,71 @@ func newMessageID() string {
 // reasoning, agent text, each tool call (completed, with its arguments) and
 // each tool result. Every message keeps one messageId, derived from its
 // position, so a reload gives the same ids.
-func replay(msgs []agent.Message) []update {
-	var out []update
+func replay(msgs []agent.Message) []sdk.SessionUpdate {
+	var out []sdk.SessionUpdate
 	for i, m := range msgs {
 		id := "msg_" + strconv.Itoa(i)
 		switch m.Role {
 		case agent.RoleUser:
 			if t := strings.TrimSpace(agent.StripReminders(m.Content)); t != "" {
-				out = append(out, chunk(updUserChunk, id, t))
+				out = append(out, textChunk("user_message_chunk", id, t))
 			}
 		case agent.RoleAssistant:
 			if m.ReasoningContent != "" {
-				out = append(out, chunk(updThoughtChunk, id+"_thought", m.ReasoningContent))
+				out = append(out, textChunk("agent_thought_chunk", id+"_thought", m.ReasoningContent))
 			}
 			if m.Content != "" {
-				out = append(out, chunk(updAgentChunk, id, m.Content))
+				out = append(out, textChunk("agent_message_chunk", id, m.Content))
 			}
 			for _, tc := range m.ToolCalls {
-				args := rawInput(tc.Function.Arguments)
-				out = append(out, update{SessionUpdate: updToolCall, ToolCallID: tc.ID, Title: toolTitle(tc.Function.Name, args),
-					Name: tc.Function.Name, Kind: toolKind(tc.Function.Name), Status: statusCompleted, RawInput: args})
+				out = append(out, toolCall(tc.ID, tc.Function.Name, rawInput(tc.Function.Arguments), sdk.ToolCallStatusCompleted))
 			}
 		case agent.RoleTool:
-			out = append(out, update{SessionUpdate: updToolCallPatch, ToolCallID: m.ToolCallID, Status: statusCompleted, Content: toolText(m.Content)})
+			out = append(out, toolUpdate(m.ToolCallID, sdk.ToolCallStatusCompleted, toolText(m.Content)))
 		}
 	}
 	return out
 }
 
 // Permission options, Agentao's four; the option id is the pool's decision.
-var permissionOptions = []map[string]string{
-	{"optionId": session.AllowOnce, "name": "Allow once", "kind": "allow_once"},
-	{"optionId": session.AllowAlways, "name": "Always allow", "kind": "allow_always"},
-	{"optionId": session.RejectOnce, "name": "Reject once", "kind": "reject_once"},
-	{"optionId": session.RejectAlways, "name": "Always reject", "kind": "reject_always"},
+var permissionOptions = []sdk.PermissionOption{
+	{OptionId: session.AllowOnce, Name: "Allow once", Kind: sdk.PermissionOptionKindAllowOnce},
+	{OptionId: session.AllowAlways, Name: "Always allow", Kind: sdk.PermissionOptionKindAllowAlways},
+	{OptionId: session.RejectOnce, Name: "Reject once", Kind: sdk.PermissionOptionKindRejectOnce},
+	{OptionId: session.RejectAlways, Name: "Always reject", Kind: sdk.PermissionOptionKindRejectAlways},
+}
+
+// decisionOf reads the client's answer to session/request_permission: the
+// option it selected, if one of the four. An error, "cancelled" or another
+// option is a rejection.
+func decisionOf(resp sdk.RequestPermissionResponse, err error) string {
+	if sel := resp.Outcome.Selected; err == nil && sel != nil && slices.Contains(session.Decisions, string(sel.OptionId)) {
+		return string(sel.OptionId)
+	}
+	return session.RejectOnce
 }
 
 // maxOutputTail bounds the streamed output shown in a running tool call
 // (tool_call_update content replaces the previous content).
 const maxOutputTail = 4 << 10
 
-// prompt is one running session/prompt and the mapping of its turn's
-// events to session/update notifications.
+// withdrawWait bounds the wait for a withdrawn permission request's
+// $/cancel_request to reach the wire. The SDK queues it (a full queue
+// drops it), so the wait is for wire order only, not for correctness.
+const withdrawWait = time.Second
+
+// prompt is one session/prompt of the connection, from its admission to
+// its response, and the mapping of its turn's events to session/update
+// notifications.
 type prompt struct {
-	c          *conn
-	sid        session.ID
-	requestKey string // the JSON-RPC id of the session/prompt request, for $/cancel_request
-	ctx        context.Context
-	cancel     context.CancelCauseFunc
-	cancelled  atomic.Bool // the client asked to cancel it
+	c         *conn
+	sid       session.ID
+	text      string
+	loading   <-chan struct{} // a session/load admitted before the prompt; closed once answered
+	ctx       context.Context // the turn's
+	cancel    context.CancelCauseFunc
+	cancelled atomic.Bool   // the client asked to cancel it
+	answered  chan struct{} // closed once its response is on the wire
 
 	mu        sync.Mutex
 	messageID string // of the agent message being streamed
@@ -212,16 +209,22 @@ type prompt struct {
 
 // callState is what the mapping remembers of one tool call.
 type callState struct {
-	announced  bool   // its tool_call went out with the permission request
-	allowed    bool   // the permission was granted
-	permission string // id of an unanswered session/request_permission
-	output     string // tail of the streamed output
+	announced  bool        // its tool_call went out with the permission request
+	allowed    bool        // the permission was granted
+	permission *permission // an unanswered session/request_permission
+	output     string      // tail of the streamed output
 }
 
-func newPrompt(c *conn, sid session.ID, id json.RawMessage) *prompt {
+// permission is a session/request_permission waiting for the client.
+type permission struct {
+	cancel   context.CancelFunc // withdraws it
+	returned chan struct{}      // closed once the SDK's call has returned
+}
+
+func newPrompt(c *conn, sid session.ID, text string, loading <-chan struct{}) *prompt {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	return &prompt{
-		c: c, sid: sid, requestKey: compactJSON(id), ctx: ctx, cancel: cancel,
+		c: c, sid: sid, text: text, loading: loading, ctx: ctx, cancel: cancel, answered: make(chan struct{}),
 		messageID: newMessageID(), thoughtID: newMessageID(), calls: map[string]*callState{},
 	}
 }
@@ -232,34 +235,58 @@ func (p *prompt) cancelRequested(reason string) {
 	p.cancel(agent.Cancelled(reason))
 }
 
-// close ends the prompt's context and dismisses permission requests the
-// client still shows.
-func (p *prompt) close() {
+// end runs before the prompt is answered: the session takes prompts
+// again (a client may send the next one as soon as it reads the answer),
+// and the permission requests the client still shows are withdrawn.
+func (p *prompt) end() {
+	p.forget()
 	p.cancel(nil)
 	p.mu.Lock()
-	var open []string
+	var open []*permission
 	for _, st := range p.calls {
-		if st.permission != "" {
+		if st.permission != nil {
 			open = append(open, st.permission)
-			st.permission = ""
+			st.permission = nil
 		}
 	}
 	p.mu.Unlock()
-	for _, id := range open {
-		p.dismiss(id)
+	for _, perm := range open {
+		p.withdraw(perm)
 	}
 }
 
-// dismiss withdraws a session/request_permission the client has not
-// answered ($/cancel_request), if it is still pending.
-func (p *prompt) dismiss(id string) {
-	if p.c.forget(id) {
-		_ = p.c.notify("$/cancel_request", map[string]string{"requestId": id})
+// answer runs once the prompt's response is on the wire (or never will
+// be).
+func (p *prompt) answer() {
+	p.forget()
+	p.cancel(nil)
+	close(p.answered)
+}
+
+func (p *prompt) forget() {
+	p.c.mu.Lock()
+	if p.c.prompts[p.sid] == p {
+		delete(p.c.prompts, p.sid)
+	}
+	p.c.mu.Unlock()
+}
+
+// withdraw withdraws a permission request: the SDK sends $/cancel_request
+// when the request's context ends (Connection.waitForResponse), from a
+// goroutine of its own. withdraw waits until it is on the wire (returned,
+// see askPermission), so that it comes before what the turn sends next.
+func (p *prompt) withdraw(perm *permission) {
+	perm.cancel()
+	select {
+	case <-perm.returned:
+	case <-p.c.done:
 	}
 }
 
-func (p *prompt) send(u update) {
-	_ = p.c.notify("session/update", notification{SessionID: p.sid, Update: u})
+func (p *prompt) send(u sdk.SessionUpdate) {
+	// Not the turn's context: updates still go out while a cancelled turn
+	// winds down, before its prompt is answered.
+	_ = p.c.sdk.SessionUpdate(context.WithoutCancel(p.ctx), sdk.SessionNotification{SessionId: sdk.SessionId(p.sid), Update: u})
 }
 
 func (p *prompt) call(id string) *callState {
@@ -283,18 +310,18 @@ func (p *prompt) emit(e agent.Event) {
 		p.mu.Unlock()
 	case agent.EventLLMText:
 		if s := str("chunk"); s != "" {
-			p.send(chunk(updAgentChunk, p.ids(false), s))
+			p.send(textChunk("agent_message_chunk", p.ids(false), s))
 		}
 	case agent.EventThinking:
 		if s := str("text"); s != "" {
-			p.send(chunk(updThoughtChunk, p.ids(true), s))
+			p.send(textChunk("agent_thought_chunk", p.ids(true), s))
 		}
 	case agent.EventError:
 		msg := "Error: " + str("message")
 		if d := str("detail"); d != "" {
 			msg += " — " + d
 		}
-		p.send(chunk(updAgentChunk, newMessageID(), msg))
+		p.send(textChunk("agent_message_chunk", newMessageID(), msg))
 	case session.EventToolConfirmation:
 		p.askPermission(str("call_id"), str("tool"), data["args"])
 	case session.EventToolConfirmationResolved:
@@ -314,15 +341,15 @@ func (p *prompt) emit(e agent.Event) {
 		}
 		out := st.output
 		p.mu.Unlock()
-		p.send(update{SessionUpdate: updToolCallPatch, ToolCallID: str("call_id"), Status: statusInProgress, Content: toolText(out)})
+		p.send(toolUpdate(str("call_id"), sdk.ToolCallStatusInProgress, toolText(out)))
 	case agent.EventToolComplete:
-		status := statusFailed // error, cancelled, denied, rejected
+		status := sdk.ToolCallStatusFailed // error, cancelled, denied, rejected
 		if str("status") == "ok" {
-			status = statusCompleted
+			status = sdk.ToolCallStatusCompleted
 		}
-		p.send(update{SessionUpdate: updToolCallPatch, ToolCallID: str("call_id"), Status: status})
+		p.send(toolUpdate(str("call_id"), status, nil))
 	case agent.EventToolResult:
-		p.send(update{SessionUpdate: updToolCallPatch, ToolCallID: str("call_id"), Content: toolText(str("content"))})
+		p.send(toolUpdate(str("call_id"), "", toolText(str("content"))))
 	}
 }
 
@@ -342,11 +369,9 @@ func (p *prompt) toolStart(callID, tool string, args any) {
 	p.mu.Unlock()
 	switch {
 	case !announced:
-		in := rawInput(args)
-		p.send(update{SessionUpdate: updToolCall, ToolCallID: callID, Title: toolTitle(tool, in), Name: tool, Kind: toolKind(tool),
-			Status: statusPending, RawInput: in})
+		p.send(toolCall(callID, tool, rawInput(args), sdk.ToolCallStatusPending))
 	case allowed:
-		p.send(update{SessionUpdate: updToolCallPatch, ToolCallID: callID, Status: statusInProgress})
+		p.send(toolUpdate(callID, sdk.ToolCallStatusInProgress, nil))
 	}
 }
 
@@ -357,52 +382,56 @@ func (p *prompt) toolStart(callID, tool string, args any) {
 // waiting.
 func (p *prompt) askPermission(callID, tool string, args any) {
 	in := rawInput(args)
-	title, kind := toolTitle(tool, in), toolKind(tool)
 	p.mu.Lock()
 	st := p.call(callID)
 	st.announced = true
 	p.mu.Unlock()
-	p.send(update{SessionUpdate: updToolCall, ToolCallID: callID, Title: title, Name: tool, Kind: kind, Status: statusPending, RawInput: in})
+	p.send(toolCall(callID, tool, in, sdk.ToolCallStatusPending))
 	c := p.c
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
 		return // the turn is being cancelled: the pool stops waiting
 	}
-	c.handlers.Add(1)
+	c.tasks.Add(1)
 	c.mu.Unlock()
-	id, answer, err := c.call("session/request_permission", map[string]any{
-		"sessionId": p.sid,
-		"toolCall":  update{ToolCallID: callID, Title: title, Kind: kind, Status: statusPending, RawInput: in}.asToolCall(),
-		"options":   permissionOptions,
-	})
-	if err != nil {
-		c.handlers.Done()
-		return
-	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	perm := &permission{cancel: cancel, returned: make(chan struct{})}
 	p.mu.Lock()
-	st.permission = id
+	st.permission = perm
 	p.mu.Unlock()
+	req := sdk.RequestPermissionRequest{
+		SessionId: sdk.SessionId(p.sid),
+		ToolCall: sdk.ToolCallUpdate{ToolCallId: sdk.ToolCallId(callID), Title: sdk.Ptr(toolTitle(tool, in)), Kind: sdk.Ptr(toolKind(tool)),
+			Status: sdk.Ptr(sdk.ToolCallStatusPending), RawInput: in},
+		Options: permissionOptions,
+	}
 	go func() {
-		defer c.handlers.Done()
-		var decision string
-		select {
-		case m, ok := <-answer:
-			decision = session.RejectOnce // a disconnect, an error, "cancelled", an unknown option
-			if ok {
-				decision = decisionOf(m)
+		defer c.tasks.Done()
+		defer cancel()
+		resp, err := c.sdk.RequestPermission(ctx, req)
+		// The request is on the wire by now (SendRequest writes it before
+		// it waits): if it was withdrawn, wait until the withdrawal is.
+		if ctx.Err() != nil {
+			if settled := c.settledOf(callKey(string(p.sid), callID)); settled != nil {
+				select {
+				case <-settled:
+				case <-c.done:
+				case <-time.After(withdrawWait):
+				}
 			}
-		case <-p.ctx.Done():
-			return // the turn is over or cancelled: the pool no longer waits
+			close(perm.returned)
+			return // withdrawn: the pool decided, or the turn is over
 		}
+		close(perm.returned)
 		p.mu.Lock()
-		if st.permission == id {
-			st.permission = ""
+		if st.permission == perm {
+			st.permission = nil
 		}
 		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), 5*time.Second)
-		defer cancel()
-		err := c.s.pool.Approve(ctx, c.peer.Tenant, p.sid, callID, decision)
+		actx, acancel := context.WithTimeout(context.WithoutCancel(p.ctx), 5*time.Second)
+		defer acancel()
+		err = c.s.pool.Approve(actx, c.peer.Tenant, p.sid, callID, decisionOf(resp, err))
 		if err != nil && !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrBusy) {
 			c.log.Warn("acp permission answer not applied", zap.String("session_id", string(p.sid)), zap.String("call_id", callID), zap.Error(err))
 		}
@@ -417,57 +446,9 @@ func (p *prompt) resolved(callID, decision string) {
 	st := p.call(callID)
 	st.allowed = decision == session.AllowOnce || decision == session.AllowAlways
 	open := st.permission
-	st.permission = ""
+	st.permission = nil
 	p.mu.Unlock()
-	if open != "" {
-		p.dismiss(open)
+	if open != nil {
+		p.withdraw(open)
 	}
-}
-
-// asToolCall renders the update's fields as a ToolCallUpdate object (the
-// toolCall of a permission request), without sessionUpdate.
-func (u update) asToolCall() map[string]any {
-	m := map[string]any{"toolCallId": u.ToolCallID}
-	if u.Title != "" {
-		m["title"] = u.Title
-	}
-	if u.Kind != "" {
-		m["kind"] = u.Kind
-	}
-	if u.Status != "" {
-		m["status"] = u.Status
-	}
-	if u.RawInput != nil {
-		m["rawInput"] = u.RawInput
-	}
-	return m
-}
-
-// decisionOf reads the client's answer to session/request_permission:
-// {"outcome": {"outcome": "selected", "optionId": ...}}, or the same
-// flattened. Anything else is a rejection.
-func decisionOf(m message) string {
-	if m.Error != nil || len(m.Result) == 0 {
-		return session.RejectOnce
-	}
-	type outcome struct {
-		Outcome  string `json:"outcome"`
-		OptionID string `json:"optionId"`
-	}
-	var nested struct {
-		Outcome json.RawMessage `json:"outcome"`
-	}
-	if json.Unmarshal(m.Result, &nested) != nil {
-		return session.RejectOnce
-	}
-	var o outcome
-	if len(nested.Outcome) > 0 && nested.Outcome[0] == '{' {
-		_ = json.Unmarshal(nested.Outcome, &o)
-	} else {
-		_ = json.Unmarshal(m.Result, &o)
-	}
-	if o.Outcome == "selected" && slices.Contains(session.Decisions, o.OptionID) {
-		return o.OptionID
-	}
-	return session.RejectOnce
 }

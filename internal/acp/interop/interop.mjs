@@ -11,9 +11,16 @@
 // Stdio: initialize → session/new → a prompt whose tool call asks for
 // permission (answered allow_once) → a hanging prompt, cancelled → disconnect
 // (the process exits 0) → a new process: session/load (the replayed updates
-// must reach the wire before the load response) → another prompt.
+// must reach the wire before the load response) → another prompt →
+// session/list (newest first, titled) → session/close of a session whose
+// prompt hangs (the prompt is answered cancelled before the close).
 // WebSocket: the same client over the SDK's experimental WebSocket stream
-// (Node 20 has no global WebSocket: the `ws` package provides it).
+// (Node 20 has no global WebSocket: the `ws` package provides it), then a
+// third connection that re-attaches with session/resume (no replay).
+//
+// session/list, session/resume and session/close go through the SDK's
+// generic request() with its method constants (acp.methods.agent.session.*),
+// as every call here does: SDK 2.4.0 types their params and results.
 //
 // Prints "ok: …" per step and exits 0, or prints "FAIL: …" and exits 1.
 
@@ -112,6 +119,8 @@ async function initialize(agent) {
   });
   check(init.protocolVersion === 1, `protocolVersion ${init.protocolVersion}`);
   check(init.agentCapabilities.loadSession === true, "loadSession is not advertised");
+  const sc = init.agentCapabilities.sessionCapabilities ?? {};
+  check(sc.list && sc.resume && sc.close, `sessionCapabilities ${JSON.stringify(sc)}`);
   return init;
 }
 
@@ -209,6 +218,35 @@ async function stdio() {
   }
   ok("stdio unknown session → -32002");
 
+  // session/list: the tenant's sessions, newest first.
+  const { sessionId: newer } = await conn.agent.request(acp.methods.agent.session.new, { cwd: process.cwd(), mcpServers: [] });
+  const listed = await conn.agent.request(acp.methods.agent.session.list, {});
+  const ids = listed.sessions.map((s) => s.sessionId);
+  check(ids.join() === [newer, sid].join(), `session/list ${ids}; want ${newer},${sid}`);
+  const mine = listed.sessions[1];
+  check(mine.title?.startsWith("make it [[tool"), `title ${mine.title}`);
+  check(!Number.isNaN(Date.parse(mine.updatedAt)) && mine.cwd.startsWith("/"), `session info ${JSON.stringify(mine)}`);
+  check(listed.nextCursor == null, `nextCursor ${listed.nextCursor}`);
+  ok("stdio session/list: newest first, titled by the first user message");
+
+  // session/close of a session whose prompt hangs: the prompt is answered
+  // (cancelled) before the close is.
+  const hanging2 = conn.agent.request(acp.methods.agent.session.prompt, { sessionId: sid, prompt: [{ type: "text", text: "wait again [[hang]]" }] });
+  await sleep(500);
+  const beforeClose = a.raw.length;
+  const closed = await conn.agent.request(acp.methods.agent.session.close, { sessionId: sid });
+  const stopped = await hanging2;
+  check(stopped.stopReason === "cancelled" && Object.keys(closed).length === 0, `close ${JSON.stringify(closed)}, prompt ${stopped.stopReason}`);
+  await sleep(100);
+  const afterClose = parsed(a.raw, beforeClose);
+  const promptAt = afterClose.findIndex((m) => m.result?.stopReason === "cancelled");
+  const closeAt = afterClose.findIndex((m) => m.id !== undefined && !m.method && m.result && Object.keys(m.result).length === 0);
+  check(promptAt >= 0 && promptAt < closeAt, `prompt answered at ${promptAt}, close at ${closeAt}`);
+  await conn.agent.request(acp.methods.agent.session.close, { sessionId: "sess_00000000000000000000000000000000" });
+  const goesOn = await conn.agent.request(acp.methods.agent.session.prompt, { sessionId: sid, prompt: [{ type: "text", text: "after close" }] });
+  check(goesOn.stopReason === "end_turn", `prompt after close ${goesOn.stopReason}`);
+  ok("stdio session/close: the hanging prompt answered cancelled first; an unknown session resolves; the session goes on");
+
   conn.close();
   a.child.stdin.end();
   const exit2 = await a.exited;
@@ -239,6 +277,19 @@ async function websocket() {
   const again = await conn.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "and again" }] });
   check(again.stopReason === "end_turn" && texts(rec.updates, sessionId, "agent_message_chunk").endsWith("echo: and again"), "websocket prompt after load");
   ok("websocket reconnect: session/load replay, prompt");
+  conn.close();
+
+  // A third connection re-attaches without a replay.
+  ({ app, rec } = newClient());
+  conn = app.connect(createWebSocketStream(url, { WebSocket, headers }));
+  await initialize(conn.agent);
+  const resumed = await conn.agent.request(acp.methods.agent.session.resume, { sessionId, cwd: process.cwd() });
+  check(resumed.configOptions?.[0]?.id === "model", `resume configOptions ${JSON.stringify(resumed.configOptions)}`);
+  const third = await conn.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text: "once more" }] });
+  check(third.stopReason === "end_turn", `stopReason ${third.stopReason}`);
+  check(rec.updates.every((n) => n.update.sessionUpdate !== "user_message_chunk"), "session/resume replayed the history");
+  check(texts(rec.updates, sessionId, "agent_message_chunk") === "echo: once more", "websocket prompt after resume");
+  ok("websocket session/resume: no replay, prompt");
   conn.close();
 }
 
