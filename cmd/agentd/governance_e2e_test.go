@@ -168,6 +168,10 @@ func TestAskRoundTrip(t *testing.T) {
 				if len(pending) != 1 || pending[0].(map[string]any)["call_id"] != d["call_id"] {
 					t.Errorf("pending approvals = %v; want the asked call", pending)
 				}
+				if want := "POST /v1/sessions/" + id + "/approvals/" + d["call_id"].(string); d["answer"] != want || d["tool"] != "run_shell_command" ||
+					d["expires_at"] == nil || len(d["options"].([]any)) != 4 {
+					t.Errorf("tool_confirmation data = %v; want the call, four options, expires_at and answer %q", d, want)
+				}
 				if c.decision != "" {
 					r := p.do("POST", "/v1/sessions/"+id+"/approvals/"+d["call_id"].(string), acmeKey, `{"decision":"`+c.decision+`"}`)
 					if r.Status != 200 {

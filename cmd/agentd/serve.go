@@ -74,22 +74,8 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 	}
 	met := metrics.New()
 	pool, err := session.NewPool(db.Sessions(), agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, ContextTokens: cfg.ContextTokens, Logger: log}),
-		session.Hooks{
-			Assign: ctl.Assign,
-			Rebind: ctl.Rebind,
-			Observe: func(sum session.Summary, rec session.TurnRecord) {
-				ctl.Observe(sum, rec)
-				met.Turn(turnMetrics(sum, rec))
-			},
-			Approved: func(sum session.Summary, _, decision string) {
-				met.Confirmation(sum.Model, sum.Assignment.CohortByDimension(), decision)
-			},
-			Tools:        ctl.Tools,
-			TurnTools:    ctl.TurnTools,
-			SystemPrompt: ctl.SystemPrompt,
-			Permit:       ctl.Permit,
-			CheckModel:   ctl.CheckModel,
-		}, session.Config{
+		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Observer: turnObserver{ctl, met}},
+		session.Config{
 			Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
 			TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log,
 		})
@@ -109,6 +95,22 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		OnRequest: met.Request,
 	})
 	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
+}
+
+// turnObserver sends each finished turn to the guard (the control plane)
+// and to /metrics, and each answered ask to /metrics.
+type turnObserver struct {
+	ctl *control.Plane
+	met *metrics.Metrics
+}
+
+func (o turnObserver) Observe(sum session.Summary, rec session.TurnRecord) {
+	o.ctl.Observe(sum, rec)
+	o.met.Turn(turnMetrics(sum, rec))
+}
+
+func (o turnObserver) Approved(sum session.Summary, _, decision string) {
+	o.met.Confirmation(sum.Model, sum.Assignment.CohortByDimension(), decision)
 }
 
 // turnMetrics is what a finished turn reports to /metrics.

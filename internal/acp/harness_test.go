@@ -19,6 +19,7 @@ import (
 	"github.com/agentd/agentd/internal/agent/agenttest"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/session/sessiontest"
 )
 
 // env is a real pool over bbolt in a temp dir, a scripted model, and tools
@@ -67,24 +68,24 @@ func (e *env) open() {
 	cfg := e.cfg
 	cfg.Dir = filepath.Join(e.dir, "workspaces")
 	cfg.Logger = zaptest.NewLogger(e.t)
-	pool, err := session.NewPool(db.Sessions(), agent.New(e.model, agent.Config{}), session.Hooks{
-		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m1"}, nil },
-		Tools: func(*session.Session, string) ([]agent.Tool, io.Closer, error) {
+	pool, err := session.NewPool(db.Sessions(), agent.New(e.model, agent.Config{}), (&sessiontest.Hooks{
+		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m1"}, nil },
+		ToolsFn: func(*session.Session, string) ([]agent.Tool, io.Closer, error) {
 			return []agent.Tool{read, e.shell}, nil, nil
 		},
-		CheckModel: func(m string) error {
+		CheckModelFn: func(m string) error {
 			if m != "m1" && m != "m2" {
 				return fmt.Errorf("%w: model %q is not in the catalog: m1, m2", session.ErrInvalid, m)
 			}
 			return nil
 		},
-		Permit: func(_ *session.Session, c agent.Call, _ agent.ToolSpec) session.Permit {
+		PermitFn: func(_ *session.Session, c agent.Call, _ agent.ToolSpec) session.Permit {
 			if c.Name == "run_shell_command" && strings.Contains(string(c.Args), `"touch`) {
 				return session.Permit{Action: session.ActionAsk, Why: "test rule: ask on touch"}
 			}
 			return session.Permit{Action: session.ActionAllow}
 		},
-	}, cfg)
+	}).Pool(), cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

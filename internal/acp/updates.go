@@ -301,37 +301,35 @@ func (p *prompt) call(id string) *callState {
 // emit maps one event of the turn; the agent calls it from one goroutine at
 // a time, in order.
 func (p *prompt) emit(e agent.Event) {
-	data, _ := e.Data.(map[string]any)
-	str := func(k string) string { s, _ := data[k].(string); return s }
-	switch e.Type {
-	case agent.EventTurnStart: // a new LLM call: a new agent message
+	switch d := e.Data.(type) {
+	case agent.TurnStart: // a new LLM call: a new agent message
 		p.mu.Lock()
 		p.messageID, p.thoughtID = newMessageID(), newMessageID()
 		p.mu.Unlock()
-	case agent.EventLLMText:
-		if s := str("chunk"); s != "" {
-			p.send(textChunk("agent_message_chunk", p.ids(false), s))
+	case agent.LLMText:
+		if d.Chunk != "" {
+			p.send(textChunk("agent_message_chunk", p.ids(false), d.Chunk))
 		}
-	case agent.EventThinking:
-		if s := str("text"); s != "" {
-			p.send(textChunk("agent_thought_chunk", p.ids(true), s))
+	case agent.Thinking:
+		if d.Text != "" {
+			p.send(textChunk("agent_thought_chunk", p.ids(true), d.Text))
 		}
-	case agent.EventError:
-		msg := "Error: " + str("message")
-		if d := str("detail"); d != "" {
-			msg += " — " + d
+	case agent.ErrorEvent:
+		msg := "Error: " + d.Message
+		if d.Detail != "" {
+			msg += " — " + d.Detail
 		}
 		p.send(textChunk("agent_message_chunk", newMessageID(), msg))
-	case session.EventToolConfirmation:
-		p.askPermission(str("call_id"), str("tool"), data["args"])
-	case session.EventToolConfirmationResolved:
-		p.resolved(str("call_id"), str("decision"))
-	case agent.EventToolStart:
-		p.toolStart(str("call_id"), str("tool"), data["args"])
-	case agent.EventToolOutput:
+	case session.ToolConfirmation:
+		p.askPermission(d.CallID, d.Tool, d.Args)
+	case session.ToolConfirmationResolved:
+		p.resolved(d.CallID, d.Decision)
+	case agent.ToolStart:
+		p.toolStart(d.CallID, d.Tool, d.Args)
+	case agent.ToolOutput:
 		p.mu.Lock()
-		st := p.call(str("call_id"))
-		st.output += str("chunk")
+		st := p.call(d.CallID)
+		st.output += d.Chunk
 		if len(st.output) > maxOutputTail {
 			cut := len(st.output) - maxOutputTail
 			for cut < len(st.output) && !utf8.RuneStart(st.output[cut]) {
@@ -341,15 +339,15 @@ func (p *prompt) emit(e agent.Event) {
 		}
 		out := st.output
 		p.mu.Unlock()
-		p.send(toolUpdate(str("call_id"), sdk.ToolCallStatusInProgress, toolText(out)))
-	case agent.EventToolComplete:
+		p.send(toolUpdate(d.CallID, sdk.ToolCallStatusInProgress, toolText(out)))
+	case agent.ToolComplete:
 		status := sdk.ToolCallStatusFailed // error, cancelled, denied, rejected
-		if str("status") == "ok" {
+		if d.Status == "ok" {
 			status = sdk.ToolCallStatusCompleted
 		}
-		p.send(toolUpdate(str("call_id"), status, nil))
-	case agent.EventToolResult:
-		p.send(toolUpdate(str("call_id"), "", toolText(str("content"))))
+		p.send(toolUpdate(d.CallID, status, nil))
+	case agent.ToolResult:
+		p.send(toolUpdate(d.CallID, "", toolText(d.Content)))
 	}
 }
 

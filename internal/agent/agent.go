@@ -151,16 +151,12 @@ func (a *Agent) Run(ctx context.Context, t Turn) Result {
 		r.tools[s.Name] = tool
 		r.specs = append(r.specs, s)
 	}
-	r.emit(EventTurnBegin, map[string]any{"user_message": t.Input})
+	r.emit(TurnBegin{UserMessage: t.Input})
 	res := r.guarded()
-	r.emit(EventTurnEnd, map[string]any{
-		"final_text":            res.Reply,
-		"status":                res.Outcome.Status,
-		"error":                 res.Outcome.Error,
-		"tool_count":            res.Outcome.ToolCount,
-		"incomplete_reason":     res.Outcome.IncompleteReason,
-		"cancel_reason":         res.Outcome.CancelReason,
-		"finish_reason_missing": res.Outcome.FinishReasonMissing,
+	r.emit(TurnEnd{
+		FinalText: res.Reply, Status: res.Outcome.Status, Error: res.Outcome.Error, ToolCount: res.Outcome.ToolCount,
+		IncompleteReason: res.Outcome.IncompleteReason, CancelReason: res.Outcome.CancelReason,
+		FinishReasonMissing: res.Outcome.FinishReasonMissing,
 	})
 	return res
 }
@@ -190,13 +186,13 @@ type run struct {
 	emitMu sync.Mutex
 }
 
-func (r *run) emit(typ string, data any) {
+func (r *run) emit(p Payload) {
 	if r.t.Emit == nil {
 		return
 	}
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
-	r.t.Emit(Event{Type: typ, Data: data, Time: r.a.cfg.Now()})
+	r.t.Emit(NewEvent(p, r.a.cfg.Now()))
 }
 
 // guarded runs the loop and turns a panic into an error outcome with a
@@ -225,7 +221,7 @@ func (r *run) loop() Result {
 			return r.capped()
 		}
 		iteration++
-		r.emit(EventTurnStart, struct{}{})
+		r.emit(TurnStart{})
 		resp, system, err := r.callModel()
 		if reason, ok := CancelReason(r.ctx); ok {
 			return r.cancelled(reason) // checked before anything of a late response runs
@@ -248,7 +244,7 @@ func (r *run) loop() Result {
 		}
 		normalizeCalls(am.ToolCalls)
 		if am.ReasoningContent != "" {
-			r.emit(EventThinking, map[string]any{"text": am.ReasoningContent})
+			r.emit(Thinking{Text: am.ReasoningContent})
 		}
 		r.msgs = append(r.msgs, am)
 		if isLengthFinish(resp.FinishReason) {
@@ -293,44 +289,37 @@ func (r *run) callModel() (Response, string, error) {
 		req.Messages = append(req.Messages, Message{Role: RoleSystem, Content: system})
 	}
 	req.Messages = append(req.Messages, r.msgs...)
-	r.emit(EventLLMCallStarted, map[string]any{
-		"model": r.t.Model, "n_messages": len(req.Messages), "tool_count": len(r.specs),
-	})
+	r.emit(LLMCallStarted{Model: r.t.Model, Messages: len(req.Messages), ToolCount: len(r.specs)})
 	began := time.Now()
 	resp, err := r.a.model.Stream(r.ctx, req, func(d Delta) {
 		if d.Text != "" {
-			r.emit(EventLLMText, map[string]any{"chunk": d.Text})
+			r.emit(LLMText{Chunk: d.Text})
 		}
 	})
 	r.stats.LLMCalls++
-	done := map[string]any{"duration_ms": time.Since(began).Milliseconds()}
+	done := LLMCallCompleted{DurationMS: time.Since(began).Milliseconds()}
 	if err != nil {
 		var me *ModelError
 		if errors.As(err, &me) {
-			done["status"] = me.StatusCode
-			done["attempts"] = me.Attempts
-			done["streamed"] = me.Streamed
+			done.Status, done.Attempts, done.Streamed = me.StatusCode, me.Attempts, me.Streamed
 			if me.StatusCode >= 500 {
 				r.stats.LLM5xx++
 			}
 		}
 		if _, cancelled := CancelReason(r.ctx); !cancelled {
 			r.stats.LLMErrors++
-			done["error_message"] = truncateRunes(err.Error(), 500)
+			done.ErrorMessage = truncateRunes(err.Error(), 500)
 		}
-		r.emit(EventLLMCallCompleted, done)
+		r.emit(done)
 		return resp, system, err
 	}
 	r.stats.Usage = r.stats.Usage.Add(resp.Usage)
 	if resp.Usage.PromptTokens > 0 {
 		r.lastPromptTokens, r.lastPromptChars = resp.Usage.PromptTokens, r.chars(system)
 	}
-	done["attempts"] = resp.Attempts
-	done["first_token_ms"] = resp.FirstTokenMS
-	done["prompt_tokens"] = resp.Usage.PromptTokens
-	done["completion_tokens"] = resp.Usage.CompletionTokens
-	done["finish_reason"] = resp.FinishReason
-	r.emit(EventLLMCallCompleted, done)
+	done.Attempts, done.FirstTokenMS, done.FinishReason = resp.Attempts, resp.FirstTokenMS, resp.FinishReason
+	done.PromptTokens, done.CompletionTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
+	r.emit(done)
 	return resp, system, nil
 }
 
@@ -396,7 +385,7 @@ func (r *run) cancelled(reason string) Result {
 
 func (r *run) llmError(err error) Result {
 	msg := err.Error()
-	r.emit(EventError, map[string]any{"message": "LLM call failed", "detail": msg})
+	r.emit(ErrorEvent{Message: "LLM call failed", Detail: msg})
 	text := "[LLM API error: " + msg + "]"
 	r.msgs = append(r.msgs, Message{Role: RoleAssistant, Content: text})
 	r.outcome.Status = StatusOK
@@ -407,7 +396,7 @@ func (r *run) llmError(err error) Result {
 
 // fail ends a turn on an infrastructure error (a failed checkpoint, a panic).
 func (r *run) fail(err error) Result {
-	r.emit(EventError, map[string]any{"message": "turn failed", "detail": err.Error()})
+	r.emit(ErrorEvent{Message: "turn failed", Detail: err.Error()})
 	r.msgs = Backfill(r.msgs)
 	r.outcome = Outcome{Status: StatusError, Error: err.Error(), ToolCount: r.outcome.ToolCount}
 	return r.result("")

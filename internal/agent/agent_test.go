@@ -532,7 +532,7 @@ func TestAuthorizeRunsBeforeAnyToolAndRefusesWithItsText(t *testing.T) {
 			case "b":
 				return agent.Verdict{Result: "Tool execution denied: 'b' is not permitted.", Denied: true}
 			case "c":
-				emit(agent.Event{Type: "tool_confirmation", Data: call.Name})
+				emit(agent.NewEvent(agent.ErrorEvent{Message: "asking about " + call.Name}, time.Now()))
 				return agent.Verdict{Result: "Tool execution cancelled by user."}
 			}
 			return agent.Verdict{Allow: true}

@@ -233,9 +233,7 @@ func (r *run) compacted(kind string, before int, system string) {
 	r.stats.Compactions++
 	r.lastPromptTokens, r.lastPromptChars = 0, 0
 	after := r.estimate(system)
-	r.emit(EventContextCompressed, map[string]any{
-		"kind": kind, "before_tokens": before, "after_tokens": after, "context_tokens": r.contextLimit(),
-	})
+	r.emit(ContextCompressed{Kind: kind, BeforeTokens: before, AfterTokens: after, ContextTokens: r.contextLimit()})
 	r.a.log.Info("context compressed", zap.String("kind", kind), zap.Int("before_tokens", before),
 		zap.Int("after_tokens", after), zap.Int("context_tokens", r.contextLimit()))
 }

@@ -68,7 +68,7 @@ func (cr compactRun) compressed() []string {
 	var kinds []string
 	for _, e := range cr.events {
 		if e.Type == agent.EventContextCompressed {
-			kinds = append(kinds, e.Data.(map[string]any)["kind"].(string))
+			kinds = append(kinds, e.Data.(agent.ContextCompressed).Kind)
 		}
 	}
 	return kinds

@@ -115,7 +115,7 @@ func (r *run) authorize(steps []*step) {
 	if r.t.Authorize == nil {
 		return
 	}
-	emit := func(e Event) { r.emit(e.Type, e.Data) }
+	emit := func(e Event) { r.emit(e.Data) }
 	for _, s := range steps {
 		if s.tool == nil {
 			continue
@@ -183,7 +183,7 @@ func (r *run) runStep(s *step) {
 		r.report(s)
 		return
 	}
-	r.emit(EventToolStart, map[string]any{"tool": name, "args": s.args, "call_id": s.call.ID})
+	r.emit(ToolStart{Tool: name, Args: s.args, CallID: s.call.ID})
 	began := time.Now()
 	out, err := r.invoke(s)
 	s.millis = time.Since(began).Milliseconds()
@@ -217,14 +217,14 @@ func (r *run) invoke(s *step) (out string, err error) {
 		Name: name,
 		Args: s.args,
 		Output: func(chunk string) {
-			r.emit(EventToolOutput, map[string]any{"tool": name, "chunk": chunk, "call_id": s.call.ID})
+			r.emit(ToolOutput{Tool: name, Chunk: chunk, CallID: s.call.ID})
 		},
 	})
 }
 
 // report emits start and completion for a call that did not run.
 func (r *run) report(s *step) {
-	r.emit(EventToolStart, map[string]any{"tool": s.call.Function.Name, "args": rawOrString(s.call.Function.Arguments), "call_id": s.call.ID})
+	r.emit(ToolStart{Tool: s.call.Function.Name, Args: rawOrString(s.call.Function.Arguments), CallID: s.call.ID})
 	r.complete(s)
 }
 
@@ -233,15 +233,13 @@ func (r *run) complete(s *step) {
 	s.original = utf8.RuneCountInString(s.result)
 	s.result, s.savedTo = r.bound(s.call.ID, s.result)
 	name := s.call.Function.Name
-	r.emit(EventToolComplete, map[string]any{
-		"tool": name, "call_id": s.call.ID, "status": s.status, "duration_ms": s.millis, "error": s.errMsg,
-	})
+	r.emit(ToolComplete{Tool: name, CallID: s.call.ID, Status: s.status, DurationMS: s.millis, Error: s.errMsg})
 	sum := sha256.Sum256([]byte(s.result))
-	r.emit(EventToolResult, map[string]any{
-		"tool": name, "call_id": s.call.ID, "content": s.result,
-		"content_hash": "sha256:" + hex.EncodeToString(sum[:]), "original_chars": s.original,
-		"saved_to_disk": s.savedTo != "", "disk_path": s.savedTo,
-		"status": s.status, "duration_ms": s.millis, "error": s.errMsg,
+	r.emit(ToolResult{
+		Tool: name, CallID: s.call.ID, Content: s.result,
+		ContentHash: "sha256:" + hex.EncodeToString(sum[:]), OriginalChars: s.original,
+		SavedToDisk: s.savedTo != "", DiskPath: s.savedTo,
+		Status: s.status, DurationMS: s.millis, Error: s.errMsg,
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/session/sessiontest"
 	"github.com/agentd/agentd/internal/tenant"
 )
 
@@ -53,16 +54,16 @@ func newFixtureWith(t *testing.T, edit func(*httpapi.Config), steps ...agenttest
 	t.Cleanup(func() { db.Close() })
 	m := agenttest.NewModel(steps...)
 	echo := agenttest.NewTool("echo", func(_ context.Context, c agent.Call) (string, error) { return "echo " + string(c.Args), nil })
-	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), session.Hooks{
-		Assign: func(tenant, user string) (session.Assignment, error) { return session.Assignment{Model: "stable"}, nil },
-		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return []agent.Tool{echo}, nil, nil },
-		CheckModel: func(m string) error {
+	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), (&sessiontest.Hooks{
+		AssignFn: func(tenant, user string) (session.Assignment, error) { return session.Assignment{Model: "stable"}, nil },
+		ToolsFn:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return []agent.Tool{echo}, nil, nil },
+		CheckModelFn: func(m string) error {
 			if m != "stable" && m != "bigger" {
 				return fmt.Errorf("%w: model %q is not in the catalog", session.ErrInvalid, m)
 			}
 			return nil
 		},
-	}, session.Config{Dir: filepath.Join(dir, "ws"), Logger: zaptest.NewLogger(t)})
+	}).Pool(), session.Config{Dir: filepath.Join(dir, "ws"), Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

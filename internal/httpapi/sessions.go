@@ -219,7 +219,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, result(res))
 		return
 	}
-	st := &stream{w: w, rc: http.NewResponseController(w)}
+	st := &stream{w: w, rc: http.NewResponseController(w), session: sessionID(r)}
 	stopBeat := st.heartbeat(s.cfg.Heartbeat)
 	in.Emit = st.event
 	res, err := s.pool.Turn(ctx, principal(r).Tenant, sessionID(r), in)
@@ -252,11 +252,12 @@ func wantsSSE(r *http.Request) bool {
 // stream writes Server-Sent Events. Headers go out with the first event, so
 // a turn refused before it starts still gets a plain JSON error.
 type stream struct {
-	mu    sync.Mutex
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	begun bool
-	dead  bool // the client is gone; drop further writes
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	session session.ID // the turn's, for the route that answers an ask
+	begun   bool
+	dead    bool // the client is gone; drop further writes
 }
 
 func (st *stream) started() bool {
@@ -278,7 +279,15 @@ func (st *stream) beginLocked() {
 }
 
 func (st *stream) event(e agent.Event) {
-	st.send(e.Type, map[string]any{"type": e.Type, "data": e.Data, "ts": e.Time.UnixMilli()})
+	var data any = e.Data
+	if ask, ok := e.Data.(session.ToolConfirmation); ok {
+		// The client answers over this API: say where.
+		data = struct {
+			session.ToolConfirmation
+			Answer string `json:"answer"`
+		}{ask, "POST /v1/sessions/" + string(st.session) + "/approvals/" + ask.CallID}
+	}
+	st.send(e.Type, map[string]any{"type": e.Type, "data": data, "ts": e.Time.UnixMilli()})
 }
 
 func (st *stream) send(name string, v any) {

@@ -27,12 +27,11 @@ import (
 // Stable is the variant label of a session on a dimension's stable value.
 const Stable = "stable"
 
-
 // Turn is what one finished turn reports.
 type Turn struct {
 	Model    string
 	Variants canary.ByDimension // the variant per dimension; "" is stable
-	Status   string    // ok, error, cancelled
+	Status   string             // ok, error, cancelled
 	// IncompleteReason: max_iterations, timeout, ... ("" when complete).
 	IncompleteReason string
 	Duration         time.Duration

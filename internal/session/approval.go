@@ -37,13 +37,35 @@ const (
 // Decisions lists the valid approval decisions.
 var Decisions = []string{AllowOnce, AllowAlways, RejectOnce, RejectAlways}
 
-// EventToolConfirmation asks the client to approve a call; it is answered
-// with POST /v1/sessions/{id}/approvals/{call_id}.
-// EventToolConfirmationResolved says how it was decided.
+// EventToolConfirmation asks the client to approve a call (answered with
+// Pool.Approve); EventToolConfirmationResolved says how it was decided.
 const (
 	EventToolConfirmation         = "tool_confirmation"
 	EventToolConfirmationResolved = "tool_confirmation_resolved"
 )
+
+// ToolConfirmation is the data of EventToolConfirmation: a call waiting
+// for the client's decision, one of Options, until ExpiresAt.
+type ToolConfirmation struct {
+	CallID    string          `json:"call_id"`
+	Tool      string          `json:"tool"`
+	Args      json.RawMessage `json:"args"`
+	Why       string          `json:"why"`
+	Options   []string        `json:"options"`
+	ExpiresAt time.Time       `json:"expires_at"`
+}
+
+// ToolConfirmationResolved is the data of EventToolConfirmationResolved:
+// allow_once, allow_always, reject_once, reject_always, timeout or
+// cancelled.
+type ToolConfirmationResolved struct {
+	CallID   string `json:"call_id"`
+	Tool     string `json:"tool"`
+	Decision string `json:"decision"`
+}
+
+func (ToolConfirmation) EventType() string         { return EventToolConfirmation }
+func (ToolConfirmationResolved) EventType() string { return EventToolConfirmationResolved }
 
 // PendingApproval is a tool call waiting for a person.
 type PendingApproval struct {
@@ -78,9 +100,10 @@ func timedOutText(tool string, d time.Duration) string {
 // for that tool) until the approval timeout, then rejects.
 func (p *Pool) authorize(e *entry, s *Session) func(ctx context.Context, c agent.Call, spec agent.ToolSpec, emit func(agent.Event)) agent.Verdict {
 	return func(ctx context.Context, c agent.Call, spec agent.ToolSpec, emit func(agent.Event)) agent.Verdict {
-		permit := Permit{Action: ActionAllow}
-		if p.hooks.Permit != nil {
-			permit = p.hooks.Permit(s, c, spec)
+		// Without an authorizer nothing runs: the safe answer.
+		permit := Permit{Action: ActionDeny, Why: "no permission rules are configured"}
+		if p.hooks.Authorizer != nil {
+			permit = p.hooks.Authorizer.Permit(s, c, spec)
 		}
 		switch permit.Action {
 		case ActionAllow:
@@ -117,10 +140,7 @@ func (p *Pool) ask(ctx context.Context, e *entry, s *Session, c agent.Call, perm
 		delete(e.pending, c.ID)
 		e.mu.Unlock()
 	}()
-	emit(agent.Event{Type: EventToolConfirmation, Data: map[string]any{
-		"call_id": c.ID, "tool": c.Name, "args": c.Args, "why": permit.Why, "options": Decisions,
-		"expires_at": a.ExpiresAt, "answer": "POST /v1/sessions/" + string(s.ID) + "/approvals/" + c.ID,
-	}})
+	emit(agent.NewEvent(ToolConfirmation{CallID: c.ID, Tool: c.Name, Args: c.Args, Why: permit.Why, Options: Decisions, ExpiresAt: a.ExpiresAt}, now))
 	timer := time.NewTimer(p.cfg.ApprovalTimeout)
 	defer timer.Stop()
 	var decision string
@@ -149,9 +169,9 @@ func (p *Pool) ask(ctx context.Context, e *entry, s *Session, c agent.Call, perm
 		decision = "cancelled"
 		v = agent.Verdict{Result: "[Operation Cancelled] " + reason}
 	}
-	emit(agent.Event{Type: EventToolConfirmationResolved, Data: map[string]any{"call_id": c.ID, "tool": c.Name, "decision": decision}})
-	if p.hooks.Approved != nil {
-		p.hooks.Approved(s.Summary(), c.Name, decision)
+	emit(agent.NewEvent(ToolConfirmationResolved{CallID: c.ID, Tool: c.Name, Decision: decision}, p.cfg.Now().UTC()))
+	if p.hooks.Observer != nil {
+		p.hooks.Observer.Approved(s.Summary(), c.Name, decision)
 	}
 	p.log.Info("approval", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant), zap.String("user", s.User),
 		zap.String("tool", c.Name), zap.String("call_id", c.ID), zap.String("decision", decision),

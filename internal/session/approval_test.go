@@ -16,6 +16,7 @@ import (
 	"github.com/agentd/agentd/internal/agent/agenttest"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/session/sessiontest"
 )
 
 // askPool is a pool whose rules ask about the "risky" tool and deny "rm".
@@ -35,12 +36,12 @@ func askPoolWith(t *testing.T, timeout time.Duration, approved func(session.Summ
 	m := agenttest.NewModel(steps...)
 	risky := agenttest.NewTool("risky", func(context.Context, agent.Call) (string, error) { return "risky ran", nil })
 	rm := agenttest.NewTool("rm", func(context.Context, agent.Call) (string, error) { return "rm ran", nil })
-	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), session.Hooks{
-		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
-		Tools: func(*session.Session, string) ([]agent.Tool, io.Closer, error) {
+	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), (&sessiontest.Hooks{
+		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
+		ToolsFn: func(*session.Session, string) ([]agent.Tool, io.Closer, error) {
 			return []agent.Tool{risky, rm}, nil, nil
 		},
-		Permit: func(_ *session.Session, c agent.Call, _ agent.ToolSpec) session.Permit {
+		PermitFn: func(_ *session.Session, c agent.Call, _ agent.ToolSpec) session.Permit {
 			switch c.Name {
 			case "risky":
 				return session.Permit{Action: session.ActionAsk, Why: "rule 2: ask on risky"}
@@ -49,8 +50,8 @@ func askPoolWith(t *testing.T, timeout time.Duration, approved func(session.Summ
 			}
 			return session.Permit{Action: session.ActionAllow}
 		},
-		Approved: approved,
-	}, session.Config{Dir: t.TempDir(), ApprovalTimeout: timeout, Logger: zaptest.NewLogger(t)})
+		ApprovedFn: approved,
+	}).Pool(), session.Config{Dir: t.TempDir(), ApprovalTimeout: timeout, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestApprovals(t *testing.T) {
 						break
 					}
 				}
-				callID := ask.Data.(map[string]any)["call_id"].(string)
+				callID := ask.Data.(session.ToolConfirmation).CallID
 				pending, _ := pool.Pending(t.Context(), "acme", s.ID)
 				if len(pending) != 1 || pending[0].CallID != callID || pending[0].Why != "rule 2: ask on risky" {
 					t.Errorf("pending = %+v", pending)
@@ -151,7 +152,7 @@ func TestAlwaysDecisionsAndDenials(t *testing.T) {
 	go func() {
 		for e := range events {
 			if e.Type == session.EventToolConfirmation {
-				_ = pool.Approve(context.Background(), "acme", s.ID, e.Data.(map[string]any)["call_id"].(string), session.AllowAlways)
+				_ = pool.Approve(context.Background(), "acme", s.ID, e.Data.(session.ToolConfirmation).CallID, session.AllowAlways)
 			}
 		}
 	}()
@@ -197,19 +198,19 @@ func TestActivationReachesThePromptWithinTheTurnAndIsKept(t *testing.T) {
 	db, _ := boltdb.Open(filepath.Join(dir, "agentd.db"), boltdb.Options{})
 	defer db.Close()
 	m := agenttest.NewModel(agenttest.Calls("learn", `{}`), agenttest.Reply("ok"))
-	hooks := session.Hooks{
-		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
-		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
-		TurnTools: func(_ context.Context, _ *session.Session, h *session.Handle) []agent.Tool {
+	hooks := (&sessiontest.Hooks{
+		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
+		ToolsFn:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
+		TurnToolsFn: func(_ context.Context, _ *session.Session, h *session.Handle) []agent.Tool {
 			return []agent.Tool{agenttest.NewTool("learn", func(context.Context, agent.Call) (string, error) {
 				h.ActivateSkill("review")
 				return "activated", nil
 			})}
 		},
-		SystemPrompt: func(s *session.Session, _ string) (string, error) {
+		SystemPromptFn: func(s *session.Session, _ string) (string, error) {
 			return "active: " + strings.Join(s.ActiveSkills, ","), nil
 		},
-	}
+	}).Pool()
 	pool, _ := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), hooks, session.Config{Dir: dir})
 	s, _ := pool.Create(t.Context(), "acme", "alice", "")
 	if _, err := pool.Turn(t.Context(), "acme", s.ID, session.TurnInput{Content: "x"}); err != nil {
@@ -225,5 +226,41 @@ func TestActivationReachesThePromptWithinTheTurnAndIsKept(t *testing.T) {
 	got, _ := pool.Get(t.Context(), "acme", s.ID)
 	if strings.Join(got.ActiveSkills, ",") != "review" {
 		t.Errorf("active skills after reload = %v", got.ActiveSkills)
+	}
+}
+
+// TestNoAuthorizerDenies: a pool built without an Authorizer runs no tool
+// call: the safe default, as permission.Action's zero value is Deny.
+func TestNoAuthorizerDenies(t *testing.T) {
+	db, err := boltdb.Open(filepath.Join(t.TempDir(), "agentd.db"), boltdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ran := false
+	tool := agenttest.NewTool("write", func(context.Context, agent.Call) (string, error) { ran = true; return "written", nil })
+	fake := &sessiontest.Hooks{ToolsFn: func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return []agent.Tool{tool}, nil, nil }}
+	m := agenttest.NewModel(agenttest.Calls("write", `{}`), agenttest.Reply("done"))
+	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), session.Hooks{Assigner: fake, Toolbox: fake},
+		session.Config{Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := pool.Create(t.Context(), "acme", "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pool.Turn(t.Context(), "acme", s.ID, session.TurnInput{Content: "write it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran {
+		t.Errorf("the tool ran without an Authorizer")
+	}
+	reqs := m.Requests()
+	last := reqs[len(reqs)-1].Messages
+	if got := last[len(last)-1].Content; !strings.Contains(got, "is not permitted") || res.Outcome.ToolCount != 1 {
+		t.Errorf("tool result %q (tool count %d); want the call denied", got, res.Outcome.ToolCount)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/agentd/agentd/internal/agent/agenttest"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/session/sessiontest"
 )
 
 // BenchmarkDurableTurns64 runs turns from 64 concurrent sessions, each turn
@@ -29,10 +30,10 @@ func BenchmarkDurableTurns64(b *testing.B) {
 	defer db.Close()
 	m := agenttest.NewModel()
 	m.Default = func(agent.Request) agenttest.Step { return agenttest.Reply("a short answer") }
-	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), session.Hooks{
-		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
-		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
-	}, session.Config{Dir: b.TempDir(), MaxLive: 10_000})
+	pool, err := session.NewPool(db.Sessions(), agent.New(m, agent.Config{}), (&sessiontest.Hooks{
+		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
+		ToolsFn:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
+	}).Pool(), session.Config{Dir: b.TempDir(), MaxLive: 10_000})
 	if err != nil {
 		b.Fatal(err)
 	}

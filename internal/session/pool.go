@@ -71,35 +71,57 @@ type ListQuery struct {
 // Hooks connect the pool to the rest of agentd. Assign and Tools are
 // required; the others have defaults.
 type Hooks struct {
+	// Assigner decides what a session runs with. Required.
+	Assigner Assigner
+	// Toolbox gives a session its tools and system prompt. Required.
+	Toolbox Toolbox
+	// Authorizer decides planned tool calls. Nil denies every call.
+	Authorizer Authorizer
+	// Observer sees finished turns and answered asks. May be nil.
+	Observer Observer
+}
+
+// Assigner decides what a session runs with.
+type Assigner interface {
 	// Assign gives a new session of tenant/user what it runs with.
-	Assign func(tenant, user string) (Assignment, error)
-	// Tools builds the tools of a session working in dir. The closer (may be
-	// nil) is called when the session leaves memory.
-	Tools func(s *Session, dir string) ([]agent.Tool, io.Closer, error)
-	// TurnTools adds the tools of one turn that depend on the session's
-	// current state (activate_skill over its skill set) or come and go (MCP
-	// servers). It is called with the session locked, so it must return
-	// soon and when ctx (the turn's) ends; h lets the tools change the
-	// session later, while they run.
-	TurnTools func(ctx context.Context, s *Session, h *Handle) []agent.Tool
-	// SystemPrompt builds the system prompt; it is called before every LLM
-	// call of a turn (so a skill activated mid-turn is in the next call),
-	// with the session locked: it must not block.
-	SystemPrompt func(s *Session, dir string) (string, error)
-	// CheckModel accepts or refuses a model a client asks for (ErrInvalid).
-	CheckModel func(model string) error
-	// Observe sees every finished turn (metrics, the rollback guard).
-	Observe func(s Summary, rec TurnRecord)
-	// Approved sees the answer to every ask: allow_once, allow_always,
-	// reject_once, reject_always, timeout or cancelled (metrics).
-	Approved func(s Summary, tool, decision string)
-	// Permit applies the permission rules to a planned call. Nil allows
-	// everything.
-	Permit func(s *Session, c agent.Call, spec agent.ToolSpec) Permit
+	Assign(tenant, user string) (Assignment, error)
 	// Rebind runs at every turn boundary, before the turn: it may change
 	// the session's assignment and model (a halted canary variant moves its
 	// sessions to stable; the history is kept) and says what it did.
-	Rebind func(s *Session) (changes []string)
+	Rebind(s *Session) (changes []string)
+	// CheckModel accepts or refuses a model a client asks for (ErrInvalid).
+	CheckModel(model string) error
+}
+
+// Toolbox gives a session its tools and system prompt.
+type Toolbox interface {
+	// Tools builds the tools of a session working in dir. The closer (may
+	// be nil) is called when the session leaves memory.
+	Tools(s *Session, dir string) ([]agent.Tool, io.Closer, error)
+	// TurnTools adds the tools of one turn that depend on the session's
+	// current state (activate_skill over its skill set) or come and go
+	// (MCP servers). It is called with the session locked, so it must
+	// return soon and when ctx (the turn's) ends; h lets the tools change
+	// the session later, while they run.
+	TurnTools(ctx context.Context, s *Session, h *Handle) []agent.Tool
+	// SystemPrompt builds the system prompt; it is called before every LLM
+	// call of a turn (so a skill activated mid-turn is in the next call),
+	// with the session locked: it must not block.
+	SystemPrompt(s *Session, dir string) (string, error)
+}
+
+// Authorizer applies the permission rules to a planned call.
+type Authorizer interface {
+	Permit(s *Session, c agent.Call, spec agent.ToolSpec) Permit
+}
+
+// Observer sees what happened (metrics, the rollback guard).
+type Observer interface {
+	// Observe sees every finished turn.
+	Observe(s Summary, rec TurnRecord)
+	// Approved sees the answer to every ask: allow_once, allow_always,
+	// reject_once, reject_always, timeout or cancelled.
+	Approved(s Summary, tool, decision string)
 }
 
 // Config tunes a Pool.
@@ -185,17 +207,11 @@ type entry struct {
 // NewPool returns a pool over store running turns with a. Call Shutdown (or
 // Close) to stop its sweeper.
 func NewPool(store Store, a *agent.Agent, hooks Hooks, cfg Config) (*Pool, error) {
-	if hooks.Assign == nil || hooks.Tools == nil {
-		return nil, errors.New("session: Hooks.Assign and Hooks.Tools are required")
+	if hooks.Assigner == nil || hooks.Toolbox == nil {
+		return nil, errors.New("session: Hooks.Assigner and Hooks.Toolbox are required")
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("session: Config.Dir is required")
-	}
-	if hooks.SystemPrompt == nil {
-		hooks.SystemPrompt = func(*Session, string) (string, error) { return "", nil }
-	}
-	if hooks.CheckModel == nil {
-		hooks.CheckModel = func(string) error { return nil }
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
@@ -240,7 +256,7 @@ func (p *Pool) Create(ctx context.Context, tenant, user, model string) (*Session
 	if p.isClosing() {
 		return nil, ErrShuttingDown
 	}
-	a, err := p.hooks.Assign(tenant, user)
+	a, err := p.hooks.Assigner.Assign(tenant, user)
 	if err != nil {
 		return nil, fmt.Errorf("assign: %w", err)
 	}
@@ -250,7 +266,7 @@ func (p *Pool) Create(ctx context.Context, tenant, user, model string) (*Session
 		Model: a.Model, Assignment: a, Messages: []agent.Message{},
 	}
 	if model != "" {
-		if err := p.hooks.CheckModel(model); err != nil {
+		if err := p.hooks.Assigner.CheckModel(model); err != nil {
 			return nil, err
 		}
 		s.Model = model
@@ -329,7 +345,7 @@ func (p *Pool) Delete(ctx context.Context, tenant string, id ID) error {
 
 // SetModel switches the session's model; the history is kept.
 func (p *Pool) SetModel(ctx context.Context, tenant string, id ID, model string) (*Session, error) {
-	if err := p.hooks.CheckModel(model); err != nil {
+	if err := p.hooks.Assigner.CheckModel(model); err != nil {
 		return nil, err
 	}
 	return p.change(ctx, tenant, id, func(s *Session) Mark {
@@ -419,14 +435,12 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	e.mu.Lock()
 	s := e.sess
 	dir := p.Dir(s.Tenant, s.ID)
-	if p.hooks.Rebind != nil {
-		if changes := p.hooks.Rebind(s); len(changes) > 0 {
-			p.log.Warn("session moved off a halted variant", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant),
-				zap.String("user", s.User), zap.Strings("changes", changes))
-		}
+	if changes := p.hooks.Assigner.Rebind(s); len(changes) > 0 {
+		p.log.Warn("session moved off a halted variant", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant),
+			zap.String("user", s.User), zap.Strings("changes", changes))
 	}
 	if e.tools == nil {
-		tools, closer, err := p.hooks.Tools(s, dir)
+		tools, closer, err := p.hooks.Toolbox.Tools(s, dir)
 		if err != nil {
 			e.mu.Unlock()
 			return TurnResult{}, fmt.Errorf("build tools: %w", err)
@@ -434,10 +448,8 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		e.tools, e.closer = tools, closer
 	}
 	tools := e.tools
-	if p.hooks.TurnTools != nil {
-		tools = append(slices.Clip(tools), p.hooks.TurnTools(ctx, s, &Handle{e: e})...)
-	}
-	first, err := p.hooks.SystemPrompt(s, dir)
+	tools = append(slices.Clip(tools), p.hooks.Toolbox.TurnTools(ctx, s, &Handle{e: e})...)
+	first, err := p.hooks.Toolbox.SystemPrompt(s, dir)
 	if err != nil {
 		e.mu.Unlock()
 		return TurnResult{}, fmt.Errorf("build system prompt: %w", err)
@@ -462,7 +474,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 			}
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			system, err := p.hooks.SystemPrompt(s, dir)
+			system, err := p.hooks.Toolbox.SystemPrompt(s, dir)
 			if err != nil { // it built at the start of the turn; keep going without what failed
 				p.log.Error("rebuild system prompt", zap.String("session_id", string(s.ID)), zap.Error(err))
 			}
@@ -518,8 +530,8 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	default:
 		log.Info("turn", fields...)
 	}
-	if p.hooks.Observe != nil {
-		p.hooks.Observe(snap.Summary(), rec)
+	if p.hooks.Observer != nil {
+		p.hooks.Observer.Observe(snap.Summary(), rec)
 	}
 	return TurnResult{Turn: rec.N, Reply: res.Reply, Outcome: res.Outcome, Stats: res.Stats, Model: rec.Model}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/agentd/agentd/internal/agent/agenttest"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/session"
+	"github.com/agentd/agentd/internal/session/sessiontest"
 )
 
 // harness is a pool over a real bbolt file in a temp dir.
@@ -67,18 +68,18 @@ func (h *harness) open() {
 		h.t.Fatal(err)
 	}
 	h.db = db
-	hooks := session.Hooks{
-		Assign: func(tenant, user string) (session.Assignment, error) {
+	hooks := (&sessiontest.Hooks{
+		AssignFn: func(tenant, user string) (session.Assignment, error) {
 			return session.Assignment{Model: "stable-model", Skills: "default", Rules: "v1", Sandbox: "workspace-write", Instructions: "AGENTAO.md"}, nil
 		},
-		Tools: func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return h.tools, nil, nil },
-		CheckModel: func(m string) error {
+		ToolsFn: func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return h.tools, nil, nil },
+		CheckModelFn: func(m string) error {
 			if m == "bad" {
 				return session.ErrInvalid
 			}
 			return nil
 		},
-	}
+	}).Pool()
 	pool, err := session.NewPool(db.Sessions(), agent.New(h.model, h.agent), hooks, h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
@@ -404,10 +405,10 @@ func TestCrashMidTurn(t *testing.T) {
 	if err := db2.Sessions().Save(t.Context(), stored, session.Mark{}); err != nil { // the file as the crash left it
 		t.Fatal(err)
 	}
-	p2, err := session.NewPool(db2.Sessions(), agent.New(h.model, agent.Config{}), session.Hooks{
-		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{}, nil },
-		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return h.tools, nil, nil },
-	}, session.Config{Dir: t.TempDir()})
+	p2, err := session.NewPool(db2.Sessions(), agent.New(h.model, agent.Config{}), (&sessiontest.Hooks{
+		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{}, nil },
+		ToolsFn:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return h.tools, nil, nil },
+	}).Pool(), session.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,10 +500,10 @@ func TestFailedSaveChangesNothing(t *testing.T) {
 	}
 	defer db.Close()
 	st := &failingStore{SessionStore: db.Sessions()}
-	pool, err := session.NewPool(st, agent.New(agenttest.NewModel(), agent.Config{}), session.Hooks{
-		Assign: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
-		Tools:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
-	}, session.Config{Dir: t.TempDir()})
+	pool, err := session.NewPool(st, agent.New(agenttest.NewModel(), agent.Config{}), (&sessiontest.Hooks{
+		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m"}, nil },
+		ToolsFn:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return nil, nil, nil },
+	}).Pool(), session.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
