@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -26,25 +24,25 @@ import (
 func acpOptions(c *Config, tenantName, user *string) []option {
 	var opts []option
 	for _, o := range serveOptions(c) {
-		switch o.env {
+		switch o.Env {
 		case "AGENTD_ADDR", "AGENTD_API_KEYS", "AGENTD_API_KEYS_FILE", "AGENTD_MAX_BODY_BYTES":
 			continue
 		}
 		opts = append(opts, o)
 	}
 	return append(opts,
-		option{flag: "tenant", env: "AGENTD_ACP_TENANT", def: "local", arg: "NAME",
-			usage: "tenant the process acts for: its sessions are this tenant's (1-64 letters, digits, '.', '_' or '-')",
-			apply: func(v string) error {
+		option{Flag: "tenant", Env: "AGENTD_ACP_TENANT", Default: "local", Arg: "NAME",
+			Usage: "tenant the process acts for: its sessions are this tenant's (1-64 letters, digits, '.', '_' or '-')",
+			Apply: func(v string) error {
 				if !tenant.ValidName(v) {
 					return fmt.Errorf("want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, got %q", v)
 				}
 				*tenantName = v
 				return nil
 			}},
-		option{flag: "user", env: "AGENTD_ACP_USER", arg: "NAME",
-			usage: "end user the process acts for (the canary router assigns cohorts per user); default $USER",
-			apply: func(v string) error { *user = strings.TrimSpace(v); return nil }},
+		option{Flag: "user", Env: "AGENTD_ACP_USER", Arg: "NAME",
+			Usage: "end user the process acts for (the canary router assigns cohorts per user); default $USER",
+			Apply: func(v string) error { *user = strings.TrimSpace(v); return nil }},
 	)
 }
 
@@ -52,35 +50,20 @@ func acpOptions(c *Config, tenantName, user *string) []option {
 func parseACP(args []string, getenv func(string) string, stdout io.Writer) (Config, acp.Peer, error) {
 	var cfg Config
 	peer := acp.Peer{Transport: "stdio"}
-	err := parseOptions("acp", acpSummary, acpOptions(&cfg, &peer.Tenant, &peer.User), args, getenv, stdout)
-	var ue usageError
-	if err != nil && !errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-		return cfg, peer, err
-	}
-	var errs []error
-	if err != nil {
-		errs = append(errs, ue.error)
-	}
-	if peer.User == "" {
-		peer.User = strings.TrimSpace(getenv("USER"))
-	}
-	if peer.User == "" {
-		peer.User = strings.TrimSpace(getenv("LOGNAME"))
-	}
-	if msg := acp.CheckUser(peer.User); peer.User == "" {
-		errs = append(errs, errors.New("--user (AGENTD_ACP_USER): no end user: set it (USER is not set either)"))
-	} else if msg != "" {
-		errs = append(errs, fmt.Errorf("--user (AGENTD_ACP_USER): %s", msg))
-	}
-	if cfg.OpenAIKey == "" && strings.Contains(cfg.OpenAIBaseURL, "api.openai.com") {
-		errs = append(errs, errors.New("OPENAI_API_KEY is required for "+cfg.OpenAIBaseURL+" (set OPENAI_BASE_URL for a local server that needs no key)"))
-	}
-	if len(errs) > 0 {
-		return cfg, peer, usageError{errors.Join(errs...)}
-	}
-	cfg.Models = dedupe(append([]string{cfg.Model}, cfg.Models...))
-	cfg.DataDir = filepath.Clean(cfg.DataDir)
-	return cfg, peer, nil
+	err := parseConfig("acp", acpSummary, acpOptions(&cfg, &peer.Tenant, &peer.User), &cfg, args, getenv, stdout, func() []error {
+		for _, env := range []string{"USER", "LOGNAME"} {
+			if peer.User == "" {
+				peer.User = strings.TrimSpace(getenv(env))
+			}
+		}
+		if msg := acp.CheckUser(peer.User); peer.User == "" {
+			return []error{errors.New("--user (AGENTD_ACP_USER): no end user: set it (USER is not set either)")}
+		} else if msg != "" {
+			return []error{fmt.Errorf("--user (AGENTD_ACP_USER): %s", msg)}
+		}
+		return nil
+	})
+	return cfg, peer, err
 }
 
 // acpCmd runs `agentd acp`: the Agent Client Protocol over stdin/stdout for
@@ -97,9 +80,6 @@ func acpCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 	}
 	log := newLogger(cfg.LogLevel, stderr)
 	defer log.Sync()
-	if fi, err := os.Stat(cfg.ConfigDir); err != nil || !fi.IsDir() {
-		return usageError{fmt.Errorf("config dir %s (AGENTD_CONFIG_DIR) is not a readable directory", cfg.ConfigDir)}
-	}
 	// A client that closes our stdout must not kill the process before the
 	// running turns are saved: writes fail with EPIPE instead, which ends
 	// the connection like a closed stdin.
@@ -107,7 +87,7 @@ func acpCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 	signal.Notify(pipe, syscall.SIGPIPE)
 	defer signal.Stop(pipe)
 
-	a, err := newApp(ctx, cfg, new(tenant.Keys), log)
+	a, err := startApp(ctx, cfg, new(tenant.Keys), log)
 	if errors.Is(err, boltdb.ErrLocked) {
 		return fmt.Errorf("data dir %s is in use by another agentd (serve or acp): give agentd acp its own --data, or connect to that agentd's GET /v1/acp over WebSocket: %w", cfg.DataDir, err)
 	}
@@ -115,17 +95,12 @@ func acpCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 		return err
 	}
 	defer a.close() // last: after every turn has saved
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	a.ctl.Watch(cfg.ConfigPoll, hup)
 
-	srv := a.acp
 	log.Info("acp ready on stdio", zap.String("tenant", peer.Tenant), zap.String("user", peer.User), zap.String("version", version),
 		zap.String("model", cfg.Model), zap.Strings("models", cfg.Models), zap.String("llm_base_url", cfg.OpenAIBaseURL), zap.String("data", cfg.DataDir))
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, acp.NewStdio(stdin, stdout, 0), peer) }()
+	go func() { errc <- a.acp.Serve(ctx, acp.NewStdio(stdin, stdout, 0), peer) }()
 	var serveErr error
 	served := false
 	select {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/agentd/agentd/internal/control"
+	"github.com/agentd/agentd/internal/flagenv"
 	"github.com/agentd/agentd/internal/governance"
-	"github.com/agentd/agentd/internal/sandbox"
 )
 
 const checkSummary = `Validates a configuration tree before it ships: AGENTAO.md, instructions/,
@@ -34,16 +33,16 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	var sandboxCheck bool
 	maxPrompt := governance.DefaultMaxPromptChars
 	opts := []option{
-		{flag: "config-dir", env: "AGENTD_CONFIG_DIR", def: ".", arg: "DIR", usage: "the configuration tree to check",
-			apply: func(v string) error { dir = v; return required(v) }},
-		{flag: "model", env: "OPENAI_MODEL", arg: "ID", usage: "the model new sessions use (canary.json may name its own catalog)",
-			apply: func(v string) error { model = v; return nil }},
-		{flag: "models", env: "AGENTD_MODELS", arg: "IDS", usage: "other models of the catalog, comma-separated",
-			apply: func(v string) error { models = v; return nil }},
-		{flag: "max-prompt-chars", env: "AGENTD_MAX_PROMPT_CHARS", def: fmt.Sprint(governance.DefaultMaxPromptChars), arg: "N",
-			usage: "longest system prompt allowed", apply: func(v string) (err error) { maxPrompt, err = intIn(v, 100, 10_000_000); return }},
-		{flag: "sandbox", def: "false", arg: "BOOL", usage: "also prove the sandbox on this kernel and print what it enforces per profile",
-			apply: func(v string) (err error) { sandboxCheck, err = strconv.ParseBool(v); return }},
+		{Flag: "config-dir", Env: "AGENTD_CONFIG_DIR", Default: ".", Arg: "DIR", Usage: "the configuration tree to check",
+			Apply: func(v string) error { dir = v; return flagenv.NonEmpty(v) }},
+		{Flag: "model", Env: "OPENAI_MODEL", Arg: "ID", Usage: "the model new sessions use (canary.json may name its own catalog)",
+			Apply: func(v string) error { model = v; return nil }},
+		{Flag: "models", Env: "AGENTD_MODELS", Arg: "IDS", Usage: "other models of the catalog, comma-separated",
+			Apply: func(v string) error { models = v; return nil }},
+		{Flag: "max-prompt-chars", Env: "AGENTD_MAX_PROMPT_CHARS", Default: fmt.Sprint(governance.DefaultMaxPromptChars), Arg: "N",
+			Usage: "longest system prompt allowed", Apply: func(v string) (err error) { maxPrompt, err = flagenv.IntIn(v, 100, 10_000_000); return }},
+		{Flag: "sandbox", Default: "false", Arg: "BOOL", Usage: "also prove the sandbox on this kernel and print what it enforces per profile",
+			Apply: func(v string) (err error) { sandboxCheck, err = strconv.ParseBool(v); return }},
 	}
 	if err := parseOptions("check", checkSummary, opts, args, getenv, stdout); err != nil {
 		return err
@@ -57,24 +56,12 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if model != "" {
 		catalog = dedupe(append([]string{model}, catalog...))
 	}
-	r := governance.Check(dir, governance.CheckOptions{Model: model, Models: catalog, MaxPromptChars: maxPrompt})
-	mw, mp := control.CheckMCP(dir)
-	r.Warnings, r.Problems = append(r.Warnings, mw...), append(r.Problems, mp...)
-	if sandboxCheck && r.Tree != nil {
-		if pol, err := r.Tree.Sandbox(); err == nil {
-			self, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find the agentd binary for the sandbox helper: %w", err)
-			}
-			rep := sandbox.Preflight(ctx, self, pol)
-			sandbox.ReleaseCgroups()
-			fmt.Fprintln(stdout, rep)
-			for _, p := range rep.Profiles {
-				if p.InUse && !p.OK {
-					r.Problems = append(r.Problems, fmt.Sprintf("%s: profile %s cannot be enforced on this kernel: %s", governance.SandboxFile, p.Profile, p.Problem))
-				}
-			}
-		}
+	r, rep, err := control.Check(ctx, dir, governance.CheckOptions{Model: model, Models: catalog, MaxPromptChars: maxPrompt}, sandboxCheck)
+	if err != nil {
+		return err
+	}
+	if rep != nil {
+		fmt.Fprintln(stdout, rep)
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)

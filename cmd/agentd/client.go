@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/agentd/agentd/internal/flagenv"
 )
 
 // clientConfig is what the commands that talk to a running agentd share.
@@ -30,9 +32,9 @@ type clientConfig struct {
 
 func clientOptions(c *clientConfig) []option {
 	return []option{
-		{flag: "server", env: "AGENTD_SERVER", def: "http://127.0.0.1:8080", arg: "URL[,URL...]",
-			usage: "the agentd to talk to; several comma-separated, or dns+http://NAME:PORT for every address NAME resolves to (a headless Service: every replica)",
-			apply: func(v string) error {
+		{Flag: "server", Env: "AGENTD_SERVER", Default: "http://127.0.0.1:8080", Arg: "URL[,URL...]",
+			Usage: "the agentd to talk to; several comma-separated, or dns+http://NAME:PORT for every address NAME resolves to (a headless Service: every replica)",
+			Apply: func(v string) error {
 				c.Servers = nil
 				for _, one := range strings.Split(v, ",") {
 					one = strings.TrimRight(strings.TrimSpace(one), "/")
@@ -44,16 +46,16 @@ func clientOptions(c *clientConfig) []option {
 				}
 				return nil
 			}},
-		{env: "AGENTD_ADMIN_KEY", usage: "an admin API key of that agentd (key=tenant:admin in its AGENTD_API_KEYS)",
-			apply: func(v string) error {
+		{Env: "AGENTD_ADMIN_KEY", Usage: "an admin API key of that agentd (key=tenant:admin in its AGENTD_API_KEYS)",
+			Apply: func(v string) error {
 				if v == "" {
 					return errors.New("is required: export AGENTD_ADMIN_KEY=<an admin key>")
 				}
 				c.Key = v
 				return nil
 			}},
-		{flag: "json", env: "AGENTD_JSON", def: "false", arg: "BOOL", usage: "print the server's JSON instead of text",
-			apply: func(v string) (err error) { c.JSON, err = strconv.ParseBool(v); return }},
+		{Flag: "json", Env: "AGENTD_JSON", Default: "false", Arg: "BOOL", Usage: "print the server's JSON instead of text",
+			Apply: func(v string) (err error) { c.JSON, err = strconv.ParseBool(v); return }},
 	}
 }
 
@@ -170,12 +172,18 @@ func (c *clientConfig) call(ctx context.Context, method, path string, body any, 
 	return out, raw, nil
 }
 
-func printJSON(w io.Writer, raw []byte) {
+// printJSON prints the server's JSON answer when --json asks for it, and
+// says whether it did.
+func (c *clientConfig) printJSON(w io.Writer, raw []byte) bool {
+	if !c.JSON {
+		return false
+	}
 	var b bytes.Buffer
 	if json.Indent(&b, raw, "", "  ") == nil {
 		raw = b.Bytes()
 	}
 	fmt.Fprintf(w, "%s\n", bytes.TrimSpace(raw))
+	return true
 }
 
 const canaryHelp = `Usage: agentd canary <status|explain|apply> [flags]
@@ -208,18 +216,16 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if err != nil {
 				return err
 			}
-			if c.JSON {
-				printJSON(stdout, raw)
-				return nil
+			if !c.printJSON(stdout, raw) {
+				printStatus(stdout, out)
 			}
-			printStatus(stdout, out)
 			return nil
 		})
 	case "explain":
 		var tenant, user string
 		opts = append(opts,
-			option{flag: "tenant", env: "AGENTD_TENANT", arg: "T", usage: "the tenant (required)", apply: func(v string) error { tenant = v; return required(v) }},
-			option{flag: "user", env: "AGENTD_USER", arg: "U", usage: "the end user (required)", apply: func(v string) error { user = v; return required(v) }})
+			option{Flag: "tenant", Env: "AGENTD_TENANT", Arg: "T", Usage: "the tenant (required)", Apply: func(v string) error { tenant = v; return flagenv.NonEmpty(v) }},
+			option{Flag: "user", Env: "AGENTD_USER", Arg: "U", Usage: "the end user (required)", Apply: func(v string) error { user = v; return flagenv.NonEmpty(v) }})
 		if err := parseOptions("canary explain", "Explains what a user would get now, per dimension, with the reason (allowlist, bucket n in a range, tenant filter, halted).", opts, rest, getenv, stdout); err != nil {
 			return err
 		}
@@ -228,8 +234,7 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if err != nil {
 				return err
 			}
-			if c.JSON {
-				printJSON(stdout, raw)
+			if c.printJSON(stdout, raw) {
 				return nil
 			}
 			fmt.Fprintf(stdout, "tenant %s, user %s, configuration version %v\n", tenant, user, out["version"])
@@ -243,8 +248,8 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 	case "apply":
 		var file, why string
 		opts = append(opts,
-			option{flag: "file", arg: "FILE", usage: "the new canary.json (required)", apply: func(v string) error { file = v; return required(v) }},
-			option{flag: "reason", arg: "TEXT", usage: "why (required; it goes into the version history)", apply: func(v string) error { why = v; return required(v) }})
+			option{Flag: "file", Arg: "FILE", Usage: "the new canary.json (required)", Apply: func(v string) error { file = v; return flagenv.NonEmpty(v) }},
+			option{Flag: "reason", Arg: "TEXT", Usage: "why (required; it goes into the version history)", Apply: func(v string) error { why = v; return flagenv.NonEmpty(v) }})
 		if err := parseOptions("canary apply", "Replaces the served canary configuration (If-Match on the current version, so a concurrent change is not overwritten).", opts, rest, getenv, stdout); err != nil {
 			return err
 		}
@@ -257,13 +262,12 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if err != nil {
 				return err
 			}
-			out, raw, err := c.callRaw(ctx, "PUT", "/v1/admin/canary", doc, map[string]string{
+			out, raw, err := c.call(ctx, "PUT", "/v1/admin/canary", json.RawMessage(doc), map[string]string{
 				"If-Match": fmt.Sprintf(`"%v"`, cur["version"]), "X-Agentd-Reason": why})
 			if err != nil {
 				return err
 			}
-			if c.JSON {
-				printJSON(stdout, raw)
+			if c.printJSON(stdout, raw) {
 				return nil
 			}
 			fmt.Fprintf(stdout, "applied as version %v\n", out["version"])
@@ -274,18 +278,6 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprint(stderr, canaryHelp)
 		return usageError{fmt.Errorf("unknown canary command %q", sub)}
 	}
-}
-
-// callRaw sends a raw JSON body.
-func (c *clientConfig) callRaw(ctx context.Context, method, path string, body []byte, header map[string]string) (map[string]any, []byte, error) {
-	return c.call(ctx, method, path, json.RawMessage(body), header)
-}
-
-func required(v string) error {
-	if strings.TrimSpace(v) == "" {
-		return errors.New("is required")
-	}
-	return nil
 }
 
 func asList(v any) []any {
@@ -339,15 +331,15 @@ func rollbackCmd(ctx context.Context, args []string, getenv func(string) string,
 	var dim, variant, why string
 	to := 0
 	opts := append(clientOptions(&c),
-		option{flag: "dimension", arg: "D", usage: "halt a variant of this dimension (model, skills, rules, sandbox, instructions)", apply: func(v string) error { dim = v; return nil }},
-		option{flag: "variant", arg: "V", usage: "the variant to halt", apply: func(v string) error { variant = v; return nil }},
-		option{flag: "to", arg: "N", usage: "return to configuration version N instead", apply: func(v string) (err error) {
+		option{Flag: "dimension", Arg: "D", Usage: "halt a variant of this dimension (model, skills, rules, sandbox, instructions)", Apply: func(v string) error { dim = v; return nil }},
+		option{Flag: "variant", Arg: "V", Usage: "the variant to halt", Apply: func(v string) error { variant = v; return nil }},
+		option{Flag: "to", Arg: "N", Usage: "return to configuration version N instead", Apply: func(v string) (err error) {
 			if v != "" {
-				to, err = intIn(v, 1, 1<<30)
+				to, err = flagenv.IntIn(v, 1, 1<<30)
 			}
 			return
 		}},
-		option{flag: "reason", arg: "TEXT", usage: "why (required; it goes into the version history)", apply: func(v string) error { why = v; return required(v) }})
+		option{Flag: "reason", Arg: "TEXT", Usage: "why (required; it goes into the version history)", Apply: func(v string) error { why = v; return flagenv.NonEmpty(v) }})
 	summary := `Rolls back a running agentd in one call: either halt a canary variant (its users go
 back to stable for new sessions, and sessions pinned to it move to stable at their
 next turn, history kept) or make an earlier configuration version current again.
@@ -385,8 +377,7 @@ them all: --server http://a:8080,http://b:8080, or a headless Service with
 		if err != nil {
 			return err
 		}
-		if c.JSON {
-			printJSON(stdout, raw)
+		if c.printJSON(stdout, raw) {
 			return nil
 		}
 		v, _ := out["version"].(map[string]any)

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,22 +91,5 @@ func TestHelp(t *testing.T) {
 	_, err := parseServe([]string{"--help"}, env(nil), &out)
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "AGENTD_SHUTDOWN_TIMEOUT") {
 		t.Errorf("--help = %v\n%s", err, out.String())
-	}
-}
-
-func TestLoadKeys(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(file, []byte("# ops\nops-key-0123456789ab=ops:admin\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := loadKeys(Config{APIKeys: "acme-key-0123456789=acme", APIKeysFile: file})
-	if err != nil || keys.Len() != 2 {
-		t.Fatalf("loadKeys = %v keys, %v; want 2 from the variable and the file", keys, err)
-	}
-	if p, ok := keys.Lookup("ops-key-0123456789ab"); !ok || p.Role != "admin" {
-		t.Errorf("file key = %+v, %v", p, ok)
-	}
-	if _, err := loadKeys(Config{APIKeysFile: filepath.Join(t.TempDir(), "missing")}); err == nil {
-		t.Errorf("a missing keys file was accepted")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/agentd/agentd/internal/control"
 	"github.com/agentd/agentd/internal/sandbox"
 )
 
@@ -34,10 +35,11 @@ func main() {
 
 func exitCode(err error, stderr io.Writer) int {
 	var ue usageError
+	var ce *control.ConfigError // the configuration tree or mcp.json: the operator's to fix
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ce):
 		fmt.Fprintln(stderr, "agentd:", err)
 		return 2
 	default:

@@ -38,6 +38,7 @@ type app struct {
 	pool *session.Pool
 	acp  *acp.Server
 	api  *httpapi.Server
+	hup  chan os.Signal // SIGHUP, for the watcher (startApp)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -45,9 +46,6 @@ type app struct {
 
 // newApp opens the store and wires every part for cfg. Close it with close.
 func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
-	if err := checkWritable(cfg.DataDir); err != nil {
-		return nil, err
-	}
 	db, err := boltdb.Open(filepath.Join(cfg.DataDir, "agentd.db"), boltdb.Options{Logger: log})
 	if err != nil {
 		return nil, err
@@ -64,12 +62,8 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		Versions: db.Versions(), ShellTimeout: cfg.ShellTimeout, WebFetch: cfg.WebFetch, WebFetchAllow: cfg.WebFetchAllow,
 		ClientVersion: version, Logger: log,
 	})
-	if err != nil {
+	if err != nil { // a *control.ConfigError is a usage error (exitCode)
 		db.Close()
-		var ce *control.ConfigError
-		if errors.As(err, &ce) {
-			return nil, usageError{err}
-		}
 		return nil, err
 	}
 	met := metrics.New()
@@ -106,28 +100,11 @@ type turnObserver struct {
 
 func (o turnObserver) Observe(sum session.Summary, rec session.TurnRecord) {
 	o.ctl.Observe(sum, rec)
-	o.met.Turn(turnMetrics(sum, rec))
+	o.met.SessionTurn(sum, rec)
 }
 
 func (o turnObserver) Approved(sum session.Summary, _, decision string) {
-	o.met.Confirmation(sum.Model, sum.Assignment.CohortByDimension(), decision)
-}
-
-// turnMetrics is what a finished turn reports to /metrics.
-func turnMetrics(sum session.Summary, rec session.TurnRecord) metrics.Turn {
-	t := metrics.Turn{
-		Model: rec.Model, Variants: sum.Assignment.CohortByDimension(), Status: string(rec.Outcome.Status),
-		IncompleteReason: rec.Outcome.IncompleteReason,
-		LLMCalls:         rec.Stats.LLMCalls, LLMErrors: rec.Stats.LLMErrors, LLM5xx: rec.Stats.LLM5xx,
-		PromptTokens: rec.Stats.Usage.PromptTokens, Completion: rec.Stats.Usage.CompletionTokens, Cached: rec.Stats.Usage.CachedTokens,
-	}
-	if !rec.EndedAt.IsZero() {
-		t.Duration = rec.EndedAt.Sub(rec.StartedAt)
-	}
-	for _, ts := range rec.Stats.Tools {
-		t.Tools = append(t.Tools, metrics.Tool{Name: ts.Name, Calls: ts.Calls, Failures: ts.Failures, Duration: time.Duration(ts.Millis) * time.Millisecond})
-	}
-	return t
+	o.met.SessionConfirmation(sum, decision)
 }
 
 // canaryVariants is the served configuration's variants for /metrics.
@@ -157,10 +134,26 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 	return err
 }
 
+// startApp is newApp with the control plane's watcher running (SIGHUP
+// reloads the configuration at once).
+func startApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger) (*app, error) {
+	a, err := newApp(ctx, cfg, keys, log)
+	if err != nil {
+		return nil, err
+	}
+	a.hup = make(chan os.Signal, 1)
+	signal.Notify(a.hup, syscall.SIGHUP)
+	a.ctl.Watch(cfg.ConfigPoll, a.hup)
+	return a, nil
+}
+
 // close stops the control and releases the store; call it after shutdown.
 // Later calls do nothing.
 func (a *app) close() error {
 	a.closeOnce.Do(func() {
+		if a.hup != nil {
+			signal.Stop(a.hup)
+		}
 		a.ctl.Close()
 		a.closeErr = a.db.Close()
 	})
@@ -175,22 +168,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log := newLogger(cfg.LogLevel, stderr)
 	defer log.Sync()
 
-	keys, err := loadKeys(cfg)
+	keys, err := tenant.Load(cfg.APIKeys, cfg.APIKeysFile)
 	if err != nil {
 		return usageError{err}
 	}
-	if fi, err := os.Stat(cfg.ConfigDir); err != nil || !fi.IsDir() {
-		return usageError{fmt.Errorf("config dir %s (AGENTD_CONFIG_DIR) is not a readable directory", cfg.ConfigDir)}
-	}
-	a, err := newApp(ctx, cfg, keys, log)
+	a, err := startApp(ctx, cfg, keys, log)
 	if err != nil {
 		return err
 	}
 	defer a.close() // last: after every turn has saved
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	a.ctl.Watch(cfg.ConfigPoll, hup)
 
 	ln, err := net.Listen("tcp", cfg.Addr) // a port clash fails here, not later
 	if err != nil {
@@ -229,31 +215,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped: every session saved", zap.String("took", time.Since(began).String()))
 	return nil
-}
-
-func loadKeys(cfg Config) (*tenant.Keys, error) {
-	keys, err := tenant.Parse(cfg.APIKeys)
-	if err != nil {
-		return nil, fmt.Errorf("AGENTD_API_KEYS: %w", err)
-	}
-	if cfg.APIKeysFile != "" {
-		f, err := os.Open(cfg.APIKeysFile)
-		if err != nil {
-			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE: %w", err)
-		}
-		defer f.Close()
-		fromFile, err := tenant.ParseFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE %s: %w", cfg.APIKeysFile, err)
-		}
-		if keys, err = keys.Merge(fromFile); err != nil {
-			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE %s: %w", cfg.APIKeysFile, err)
-		}
-	}
-	if keys.Len() == 0 {
-		return nil, errors.New("no API keys configured: set AGENTD_API_KEYS or AGENTD_API_KEYS_FILE")
-	}
-	return keys, nil
 }
 
 func newLogger(level string, w io.Writer) *zap.Logger {

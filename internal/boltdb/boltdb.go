@@ -47,7 +47,9 @@ type DB struct {
 	log *zap.Logger
 }
 
-// Open opens (creating if needed) the store at path.
+// Open opens (creating if needed) the store at path. Its directory must be
+// writable (with fsync): a read-only mount fails here, with the uid to fix,
+// not at the first save.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
@@ -55,8 +57,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	if err := checkWritable(filepath.Dir(path)); err != nil {
+		return nil, err
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
 	if errors.Is(err, bbolt.ErrTimeout) {
@@ -97,4 +99,25 @@ func Open(path string, opts Options) (*DB, error) {
 func (d *DB) Close() error {
 	d.w.close()
 	return d.db.Close()
+}
+
+// checkWritable makes dir if needed and proves a file can be written and
+// synced in it.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".agentd-write-check-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable (as uid %d): %w", dir, os.Getuid(), err)
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("ok"))
+	serr := f.Sync()
+	f.Close()
+	os.Remove(name)
+	if err := errors.Join(werr, serr); err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	return nil
 }

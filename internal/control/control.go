@@ -107,6 +107,9 @@ func New(ctx context.Context, cfg Config) (*Plane, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, &ConfigError{fmt.Errorf("config dir %s (AGENTD_CONFIG_DIR) is not a readable directory", cfg.ConfigDir)}
+	}
 	data, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, err

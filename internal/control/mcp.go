@@ -247,3 +247,32 @@ func CheckMCP(dir string) (warnings, problems []string) {
 	}
 	return warnings, problems
 }
+
+// Check validates the configuration tree at dir for agentd check: the tree
+// (governance.Check), mcp.json and, with proveSandbox, its sandbox.json on
+// this kernel (the preflight serve runs at start; its report is returned):
+// a profile the tree uses that cannot be enforced is a problem.
+func Check(ctx context.Context, dir string, o governance.CheckOptions, proveSandbox bool) (governance.Report, *sandbox.Report, error) {
+	r := governance.Check(dir, o)
+	mw, mp := CheckMCP(dir)
+	r.Warnings, r.Problems = append(r.Warnings, mw...), append(r.Problems, mp...)
+	if !proveSandbox || r.Tree == nil {
+		return r, nil, nil
+	}
+	pol, err := r.Tree.Sandbox()
+	if err != nil {
+		return r, nil, nil // a problem of the tree already
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return r, nil, fmt.Errorf("find the agentd binary for the sandbox helper: %w", err)
+	}
+	rep := sandbox.Preflight(ctx, self, pol)
+	sandbox.ReleaseCgroups()
+	for _, p := range rep.Profiles {
+		if p.InUse && !p.OK {
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: profile %s cannot be enforced on this kernel: %s", governance.SandboxFile, p.Profile, p.Problem))
+		}
+	}
+	return r, &rep, nil
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agentd/agentd/internal/canary"
+	"github.com/agentd/agentd/internal/session"
 )
 
 // Stable is the variant label of a session on a dimension's stable value.
@@ -236,4 +237,27 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(haltDesc, prometheus.GaugeValue, halted, v.Dimension, v.Name)
 		}
 	}
+}
+
+// SessionTurn records a session's finished turn, its cohort taken from the
+// session's assignment.
+func (m *Metrics) SessionTurn(sum session.Summary, rec session.TurnRecord) {
+	t := Turn{
+		Model: rec.Model, Variants: sum.Assignment.CohortByDimension(), Status: string(rec.Outcome.Status),
+		IncompleteReason: rec.Outcome.IncompleteReason,
+		LLMCalls:         rec.Stats.LLMCalls, LLMErrors: rec.Stats.LLMErrors, LLM5xx: rec.Stats.LLM5xx,
+		PromptTokens: rec.Stats.Usage.PromptTokens, Completion: rec.Stats.Usage.CompletionTokens, Cached: rec.Stats.Usage.CachedTokens,
+	}
+	if !rec.EndedAt.IsZero() {
+		t.Duration = rec.EndedAt.Sub(rec.StartedAt)
+	}
+	for _, ts := range rec.Stats.Tools {
+		t.Tools = append(t.Tools, Tool{Name: ts.Name, Calls: ts.Calls, Failures: ts.Failures, Duration: time.Duration(ts.Millis) * time.Millisecond})
+	}
+	m.Turn(t)
+}
+
+// SessionConfirmation records the answer to an ask in a session.
+func (m *Metrics) SessionConfirmation(sum session.Summary, decision string) {
+	m.Confirmation(sum.Model, sum.Assignment.CohortByDimension(), decision)
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 )
@@ -149,4 +150,32 @@ func (k *Keys) Lookup(key string) (Principal, bool) {
 		}
 	}
 	return found, ok == 1
+}
+
+// Load reads the keys of spec (AGENTD_API_KEYS: "key=tenant[:role],...")
+// and of file (AGENTD_API_KEYS_FILE: one per line), if file is not "". At
+// least one key is required; a key named in both is an error.
+func Load(spec, file string) (*Keys, error) {
+	keys, err := Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("AGENTD_API_KEYS: %w", err)
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE: %w", err)
+		}
+		defer f.Close()
+		fromFile, err := ParseFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE %s: %w", file, err)
+		}
+		if keys, err = keys.Merge(fromFile); err != nil {
+			return nil, fmt.Errorf("AGENTD_API_KEYS_FILE %s: %w", file, err)
+		}
+	}
+	if keys.Len() == 0 {
+		return nil, errors.New("no API keys configured: set AGENTD_API_KEYS or AGENTD_API_KEYS_FILE")
+	}
+	return keys, nil
 }

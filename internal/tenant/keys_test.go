@@ -1,6 +1,8 @@
 package tenant_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -71,5 +73,24 @@ func TestParseFile(t *testing.T) {
 	other, _ := tenant.Parse("acme-key-0123456789=globex")
 	if _, err := k.Merge(other); err == nil {
 		t.Errorf("Merge with a repeated key succeeded; want an error")
+	}
+}
+
+// TestLoad: keys from AGENTD_API_KEYS and the file, together; a missing
+// file is an error.
+func TestLoad(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(file, []byte("# ops\nops-key-0123456789ab=ops:admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := tenant.Load("acme-key-0123456789=acme", file)
+	if err != nil || keys.Len() != 2 {
+		t.Fatalf("Load = %v keys, %v; want 2 from the variable and the file", keys, err)
+	}
+	if p, ok := keys.Lookup("ops-key-0123456789ab"); !ok || p.Role != "admin" {
+		t.Errorf("file key = %+v, %v", p, ok)
+	}
+	if _, err := tenant.Load("", filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Errorf("a missing keys file was accepted")
 	}
 }
