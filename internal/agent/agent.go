@@ -107,8 +107,8 @@ type Turn struct {
 	// Authorize decides whether a planned call may run. It is called for
 	// every runnable call of a batch, one after another, before any of them
 	// runs (Agentao's confirmation phase), and may block while a person is
-	// asked, until ctx is done. emit sends events to the turn's client. May
-	// be nil: everything runs.
+	// asked, until ctx is done. emit sends events to the turn's client. Nil
+	// denies every call (AllowAll lets everything run).
 	Authorize func(ctx context.Context, c Call, spec ToolSpec, emit func(Event)) Verdict
 }
 

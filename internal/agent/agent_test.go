@@ -167,7 +167,7 @@ func TestRunOutcomes(t *testing.T) {
 			a := agent.New(m, agent.Config{Now: fixedNow})
 			history := []agent.Message{{Role: agent.RoleUser, Content: "earlier"}, {Role: agent.RoleAssistant, Content: "earlier reply"}}
 			var checkpoints [][]agent.Message
-			res := a.Run(t.Context(), agent.Turn{
+			res := a.Run(t.Context(), agent.Turn{Authorize: agent.AllowAll,
 				Model: "m1", System: "sys", History: history, Input: "do it",
 				Tools:         []agent.Tool{echoTool(), failTool(), panicTool()},
 				MaxIterations: tc.max,
@@ -328,7 +328,7 @@ func TestCancellation(t *testing.T) {
 				}()
 			}
 			tool := agenttest.NewTool("echo", tc.setup.tool(cancel))
-			res := agent.New(m, agent.Config{}).Run(ctx, agent.Turn{Model: "m", Input: "hi", Tools: []agent.Tool{tool}})
+			res := agent.New(m, agent.Config{}).Run(ctx, agent.Turn{Authorize: agent.AllowAll, Model: "m", Input: "hi", Tools: []agent.Tool{tool}})
 			checkResult(t, res, want{
 				status: agent.StatusCancelled, cancel: tc.reason, reply: "[Cancelled: " + tc.reason + "]",
 				toolCount: tc.toolCount, llmCalls: len(m.Requests()), toolResults: tc.results,
@@ -344,7 +344,7 @@ func TestTimeoutReason(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	m := agenttest.NewModel(agenttest.Step{Block: true})
-	res := agent.New(m, agent.Config{}).Run(ctx, agent.Turn{Input: "slow"})
+	res := agent.New(m, agent.Config{}).Run(ctx, agent.Turn{Authorize: agent.AllowAll, Input: "slow"})
 	if res.Outcome.Status != agent.StatusCancelled || res.Outcome.CancelReason != agent.ReasonTimeout {
 		t.Errorf("outcome = %+v; want cancelled with reason timeout", res.Outcome)
 	}
@@ -352,7 +352,7 @@ func TestTimeoutReason(t *testing.T) {
 
 func TestCheckpointFailureEndsTurnWithError(t *testing.T) {
 	m := agenttest.NewModel(agenttest.Calls("echo", `{}`), agenttest.Reply("unreached"))
-	res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{
+	res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Authorize: agent.AllowAll,
 		Input: "x", Tools: []agent.Tool{echoTool()},
 		Checkpoint: func([]agent.Message) error { return errors.New("disk full") },
 	})
@@ -368,7 +368,7 @@ func TestEventsOrder(t *testing.T) {
 	m := agenttest.NewModel(agenttest.Step{Text: "let me look", ToolCalls: agenttest.Calls("echo", `{}`).ToolCalls}, agenttest.Reply("answer"))
 	var mu sync.Mutex
 	var types []string
-	agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{
+	agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Authorize: agent.AllowAll,
 		Input: "x", Tools: []agent.Tool{echoTool()},
 		Emit: func(e agent.Event) { mu.Lock(); types = append(types, e.Type); mu.Unlock() },
 	})
@@ -413,7 +413,7 @@ func TestSpillLongResults(t *testing.T) {
 				orig := spill
 				spill = func(id, content string) (string, error) { saved = content; return orig(id, content) }
 			}
-			res := agent.New(m, agent.Config{MaxResultChars: 50}).Run(t.Context(), agent.Turn{Input: "x", Tools: []agent.Tool{big}, Spill: spill})
+			res := agent.New(m, agent.Config{MaxResultChars: 50}).Run(t.Context(), agent.Turn{Authorize: agent.AllowAll, Input: "x", Tools: []agent.Tool{big}, Spill: spill})
 			var got string
 			for _, msg := range res.Messages {
 				if msg.Role == agent.RoleTool {
@@ -456,7 +456,7 @@ func TestParallelToolsSerialisePerTool(t *testing.T) {
 		args = append(args, []string{"a", "b", "c"}[i%3], fmt.Sprintf(`{"i":%d}`, i))
 	}
 	m := agenttest.NewModel(agenttest.Calls(args...), agenttest.Reply("ok"))
-	res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Input: "x", Tools: []agent.Tool{mk("a"), mk("b"), mk("c")}})
+	res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Authorize: agent.AllowAll, Input: "x", Tools: []agent.Tool{mk("a"), mk("b"), mk("c")}})
 	var got []string
 	for _, msg := range res.Messages {
 		if msg.Role == agent.RoleTool {
@@ -550,7 +550,7 @@ func TestPromptIsRebuiltBeforeEveryLLMCall(t *testing.T) {
 	version := 0
 	bump := agenttest.NewTool("bump", func(context.Context, agent.Call) (string, error) { version++; return "ok", nil })
 	m := agenttest.NewModel(agenttest.Calls("bump", `{}`), agenttest.Reply("done"))
-	agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{
+	agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Authorize: agent.AllowAll,
 		Input: "x", System: "ignored", Tools: []agent.Tool{bump},
 		Prompt: func() string { return fmt.Sprint("prompt v", version) },
 	})
@@ -568,7 +568,7 @@ func TestToolStats(t *testing.T) {
 		agenttest.Calls("echo", `{"a":2}`, "made_up_2", `{}`),
 		agenttest.Reply("done"))
 	a := agent.New(m, agent.Config{})
-	res := a.Run(t.Context(), agent.Turn{Model: "m", Input: "go", Tools: []agent.Tool{echoTool(), failTool()}})
+	res := a.Run(t.Context(), agent.Turn{Authorize: agent.AllowAll, Model: "m", Input: "go", Tools: []agent.Tool{echoTool(), failTool()}})
 	want := []agent.ToolStat{
 		{Name: "fail", Calls: 1, Failures: 1},
 		{Name: "echo", Calls: 2},
@@ -581,4 +581,18 @@ func TestToolStats(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tool stats = %+v; want %+v", got, want)
 	}
+}
+
+// A turn that names no authorizer runs no tool: a forgotten authorizer must
+// fail closed, as permission.Action's zero value does.
+func TestNoAuthorizerDeniesEveryCall(t *testing.T) {
+	ran := false
+	tool := agenttest.NewTool("echo", func(context.Context, agent.Call) (string, error) { ran = true; return "ran", nil })
+	m := agenttest.NewModel(agenttest.Calls("echo", `{}`), agenttest.Reply("done"))
+	res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Input: "x", Tools: []agent.Tool{tool}})
+	if ran {
+		t.Fatal("the tool ran although the turn had no authorizer")
+	}
+	checkResult(t, res, want{status: agent.StatusOK, reply: "done", toolCount: 1, llmCalls: 2, toolFails: 1,
+		toolResults: []string{"Error: no authorizer is configured"}})
 }

@@ -47,7 +47,7 @@ func runCompact(t *testing.T, hist []agent.Message, window int, steps ...agentte
 	var cr compactRun
 	cr.model = agenttest.NewModel(steps...)
 	a := agent.New(cr.model, agent.Config{ContextTokens: window})
-	cr.res = a.Run(t.Context(), agent.Turn{
+	cr.res = a.Run(t.Context(), agent.Turn{Authorize: agent.AllowAll,
 		Model: "m", History: hist, Input: "go on", Tools: []agent.Tool{echoTool()},
 		Emit:             func(e agent.Event) { cr.events = append(cr.events, e) },
 		HistoryRewritten: func() { cr.rewritten++ },
@@ -152,7 +152,7 @@ func TestCompactionKeepsTheCurrentTurn(t *testing.T) {
 		return agenttest.Reply("done")
 	}
 	a := agent.New(m, agent.Config{ContextTokens: 12_000})
-	res := a.Run(t.Context(), agent.Turn{Model: "m", Input: "work", Tools: []agent.Tool{echoTool()}})
+	res := a.Run(t.Context(), agent.Turn{Authorize: agent.AllowAll, Model: "m", Input: "work", Tools: []agent.Tool{echoTool()}})
 	if res.Reply != "done" || agent.Validate(res.Messages) != nil {
 		t.Fatalf("turn = %q %+v", res.Reply, res.Outcome)
 	}
@@ -231,7 +231,7 @@ func TestOneSummaryPerTurn(t *testing.T) {
 		return agenttest.Reply("done")
 	}
 	a := agent.New(m, agent.Config{ContextTokens: 7000})
-	res := a.Run(t.Context(), agent.Turn{Model: "m", History: history(10, 2000), Input: "work", Tools: []agent.Tool{echoTool()}})
+	res := a.Run(t.Context(), agent.Turn{Authorize: agent.AllowAll, Model: "m", History: history(10, 2000), Input: "work", Tools: []agent.Tool{echoTool()}})
 	if res.Reply != "done" || agent.Validate(res.Messages) != nil {
 		t.Fatalf("turn = %q %+v", res.Reply, res.Outcome)
 	}

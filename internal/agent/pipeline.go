@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -109,11 +110,22 @@ func (r *run) plan(s *step) (doom bool) {
 	return false
 }
 
+// denyAll is the authorizer of a turn that names none: a forgotten
+// authorizer must not let a model run tools unchecked.
+func denyAll(context.Context, Call, ToolSpec, func(Event)) Verdict {
+	return Verdict{Result: "Error: no authorizer is configured; tool calls are denied.", Denied: true}
+}
+
+// AllowAll is an authorizer that lets every call run, for tests and
+// trusted embedders that check nothing.
+func AllowAll(context.Context, Call, ToolSpec, func(Event)) Verdict { return Verdict{Allow: true} }
+
 // authorize asks, call by call and before anything runs, whether each
 // runnable step may run; a refused step is answered with the verdict's text.
 func (r *run) authorize(steps []*step) {
-	if r.t.Authorize == nil {
-		return
+	authorize := r.t.Authorize
+	if authorize == nil {
+		authorize = denyAll
 	}
 	emit := func(e Event) { r.emit(e.Data) }
 	for _, s := range steps {
@@ -124,7 +136,7 @@ func (r *run) authorize(steps []*step) {
 			s.tool, s.result, s.status = nil, "[Operation Cancelled] "+reason, toolCancelled
 			continue
 		}
-		v := r.t.Authorize(r.ctx, Call{ID: s.call.ID, Name: s.call.Function.Name, Args: s.args}, s.tool.Spec(), emit)
+		v := authorize(r.ctx, Call{ID: s.call.ID, Name: s.call.Function.Name, Args: s.args}, s.tool.Spec(), emit)
 		if v.Allow {
 			continue
 		}
