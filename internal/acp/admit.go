@@ -60,17 +60,7 @@ func (c *conn) admit(method string, params json.RawMessage) (release func(), err
 	case sdk.AgentMethodSessionLoad:
 		return c.admitLoad(params)
 	case sdk.AgentMethodSessionResume:
-		var p struct {
-			SessionID *string `json:"sessionId"`
-			setup
-		}
-		if err := decode(params, &p); err != nil {
-			return nil, err
-		}
-		if p.SessionID == nil {
-			return nil, errInvalidParams("sessionId (a string) is required")
-		}
-		if err := p.check(false); err != nil {
+		if _, err := sessionSetup(params, false); err != nil {
 			return nil, err
 		}
 		return nil, decode(params, &sdk.ResumeSessionRequest{})
@@ -160,24 +150,33 @@ func (p setup) check(mcpRequired bool) *Error {
 	return nil
 }
 
-func (c *conn) admitLoad(params json.RawMessage) (func(), *Error) {
+// sessionSetup checks the params of a request naming a session and a
+// setup (session/load, session/resume) and returns the session's id.
+func sessionSetup(params json.RawMessage, mcpRequired bool) (session.ID, *Error) {
 	var p struct {
 		SessionID *string `json:"sessionId"`
 		setup
 	}
 	if err := decode(params, &p); err != nil {
-		return nil, err
+		return "", err
 	}
 	if p.SessionID == nil {
-		return nil, errInvalidParams("sessionId (a string) is required")
+		return "", errInvalidParams("sessionId (a string) is required")
 	}
-	if err := p.check(true); err != nil {
+	if err := p.check(mcpRequired); err != nil {
+		return "", err
+	}
+	return session.ID(*p.SessionID), nil
+}
+
+func (c *conn) admitLoad(params json.RawMessage) (func(), *Error) {
+	sid, err := sessionSetup(params, true)
+	if err != nil {
 		return nil, err
 	}
 	if err := decode(params, &sdk.LoadSessionRequest{}); err != nil {
 		return nil, err
 	}
-	sid := session.ID(*p.SessionID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.prompts[sid] != nil || c.loading[sid] != nil {
