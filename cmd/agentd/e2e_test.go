@@ -522,6 +522,49 @@ func TestKill9AfterAcknowledgedTurn(t *testing.T) {
 	}
 }
 
+// TestKill9InFirstLLMCall: a turn killed while its first model call streams
+// is on record after the restart: the user's message kept, the turn an
+// error with reason interrupted, the history valid and usable.
+func TestKill9InFirstLLMCall(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	data := t.TempDir()
+	p := start(t, llm, data)
+	id := p.create(acmeKey)
+	llm.SetResponder(func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: "never finished", HangAfterChunks: 1} })
+	go func() {
+		req, _ := httpRequest("POST", p.url+"/v1/sessions/"+id+"/messages", `{"content":"keep my words"}`)
+		req.Header.Set("Authorization", "Bearer "+acmeKey)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, func() bool { return llm.Calls() >= 1 })
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(10 * time.Second)
+
+	llm.SetResponder(nil)
+	p2 := start(t, llm, data)
+	r := p2.do("GET", "/v1/sessions/"+id, acmeKey, "")
+	var s struct {
+		Messages []agent.Message
+		Turns    []struct{ Outcome agent.Outcome }
+	}
+	if err := json.Unmarshal([]byte(r.Raw), &s); err != nil || r.Status != 200 {
+		t.Fatalf("get session = %d %s", r.Status, r.Raw)
+	}
+	if len(s.Messages) != 1 || !strings.HasSuffix(s.Messages[0].Content, "keep my words") || agent.Validate(s.Messages) != nil {
+		t.Errorf("messages after kill -9 = %+v; want the user's message alone", s.Messages)
+	}
+	if len(s.Turns) != 1 || s.Turns[0].Outcome.Status != agent.StatusError || s.Turns[0].Outcome.IncompleteReason != agent.IncompleteInterrupted {
+		t.Errorf("turns after kill -9 = %+v; want one error turn, reason interrupted", s.Turns)
+	}
+	if r := p2.turn(acmeKey, id, "again"); r.Body["reply"] != "echo: again" {
+		t.Errorf("turn after restart = %s", r.Raw)
+	}
+}
+
 // TestSecondSignalExitsAtOnce: while a shutdown waits on a shell command
 // that ignores SIGTERM, a second signal ends the process immediately.
 func TestSecondSignalExitsAtOnce(t *testing.T) {

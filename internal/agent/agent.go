@@ -93,9 +93,10 @@ type Turn struct {
 
 	// Emit receives events in order, from one goroutine at a time. May be nil.
 	Emit func(Event)
-	// Checkpoint is called with the full, API-valid history after every LLM
-	// step that requested tools and after every tool batch, so a crash loses
-	// at most the step in progress. An error ends the turn with status error.
+	// Checkpoint is called with the full, API-valid history once before the
+	// first LLM call (the user's message added), after every LLM step that
+	// requested tools and after every tool batch, so a crash loses at most
+	// the step in progress. An error ends the turn with status error.
 	Checkpoint func(history []Message) error
 	// HistoryRewritten, if set, is called when compaction changed messages
 	// of earlier turns (History): the next Checkpoint's and the Result's
@@ -209,6 +210,11 @@ func (r *run) guarded() (res Result) {
 
 func (r *run) loop() Result {
 	r.msgs = append(r.msgs, Message{Role: RoleUser, Content: Reminder(r.a.cfg.Now()) + r.t.Input})
+	// The turn is on record before the model is called: a process that
+	// dies during the first call leaves the user's message behind.
+	if err := r.checkpoint(); err != nil {
+		return r.fail(err)
+	}
 	max := r.t.MaxIterations
 	if max <= 0 {
 		max = r.a.cfg.MaxIterations

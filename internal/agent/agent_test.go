@@ -596,3 +596,30 @@ func TestNoAuthorizerDeniesEveryCall(t *testing.T) {
 	checkResult(t, res, want{status: agent.StatusOK, reply: "done", toolCount: 1, llmCalls: 2, toolFails: 1,
 		toolResults: []string{"Error: no authorizer is configured"}})
 }
+
+// The turn is checkpointed with the user's message before the model is
+// called, and a failing first checkpoint ends the turn before any call.
+func TestCheckpointBeforeTheFirstCall(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		m := agenttest.NewModel(agenttest.Reply("done"))
+		var saved [][]agent.Message
+		res := agent.New(m, agent.Config{}).Run(t.Context(), agent.Turn{Input: "hello", Checkpoint: func(h []agent.Message) error {
+			if len(m.Requests()) == 0 {
+				saved = append(saved, h)
+			}
+			if fail {
+				return errors.New("disk full")
+			}
+			return nil
+		}})
+		if len(saved) != 1 || len(saved[0]) != 1 || !strings.HasSuffix(saved[0][0].Content, "hello") {
+			t.Errorf("fail=%v: saved before the first call %+v; want the user's message", fail, saved)
+		}
+		if fail && (res.Outcome.Status != agent.StatusError || len(m.Requests()) != 0) {
+			t.Errorf("a failed first checkpoint: outcome %+v after %d model calls; want an error before any", res.Outcome, len(m.Requests()))
+		}
+		if !fail && res.Reply != "done" {
+			t.Errorf("reply = %q", res.Reply)
+		}
+	}
+}

@@ -13,7 +13,8 @@ const (
 )
 
 // Incomplete reasons (Agentao's closed vocabulary). They are only set when the
-// status is ok: the turn ended normally but did not produce a real answer.
+// status is ok: the turn ended normally but did not produce a real answer;
+// IncompleteInterrupted, agentd's own, is the one set with status error.
 const (
 	IncompleteNoOutput        = "no_output"
 	IncompleteReasoningOnly   = "reasoning_only"
@@ -21,6 +22,9 @@ const (
 	IncompleteDoomLoop        = "doom_loop"
 	IncompleteMaxIterations   = "max_iterations"
 	IncompleteLLMError        = "llm_error"
+	// IncompleteInterrupted: agentd stopped (a crash, kill -9) while the
+	// turn ran; the turn is recorded when its session is next loaded.
+	IncompleteInterrupted = "interrupted"
 )
 
 // Outcome is the structured result of a turn, returned by the API and kept

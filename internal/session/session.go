@@ -166,14 +166,18 @@ func title(input string) string {
 	return string(t)
 }
 
-// recoverInterrupted records a turn that was running when the process died.
+// recoverInterrupted records a turn that was running when the process died:
+// an error turn with reason interrupted, its history as last checkpointed
+// (at least the user's message: the turn is saved before its first LLM
+// call).
 func (s *Session) recoverInterrupted(now time.Time) bool {
 	if s.InFlight == nil {
 		return false
 	}
 	rec := *s.InFlight
 	rec.EndedAt = now
-	rec.Outcome = agent.Outcome{Status: agent.StatusError, Error: "agentd stopped before turn " + strconv.Itoa(rec.N) + " ended; its last checkpoint was kept"}
+	rec.Outcome = agent.Outcome{Status: agent.StatusError, IncompleteReason: agent.IncompleteInterrupted,
+		Error: "agentd stopped before turn " + strconv.Itoa(rec.N) + " ended; kept: the user's message and the turn's steps up to its last checkpoint (tool calls it had not answered carry a placeholder result)"}
 	s.Turns = append(s.Turns, rec)
 	s.InFlight = nil
 	s.Messages = agent.Backfill(s.Messages)
