@@ -565,6 +565,64 @@ func TestKill9InFirstLLMCall(t *testing.T) {
 	}
 }
 
+// TestDeleteRacingTurnsIsFinal: DELETE and turns from parallel clients. A
+// delete that answered 204 is final: the session never comes back (not
+// after a racing turn, not after a restart), and its workspace is gone.
+func TestDeleteRacingTurnsIsFinal(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	data := t.TempDir()
+	p := start(t, llm, data)
+	const rounds = 60
+	var deleted []string
+	for range rounds {
+		id := p.create(acmeKey)
+		p.turn(acmeKey, id, "history to resurrect")
+		var wg sync.WaitGroup
+		begin := make(chan struct{})
+		var del reply
+		for i := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-begin
+				if i == 0 {
+					req, _ := httpRequest("DELETE", p.url+"/v1/sessions/"+id, "")
+					req.Header.Set("Authorization", "Bearer "+acmeKey)
+					del = p.send(req)
+					return
+				}
+				req, _ := httpRequest("POST", p.url+"/v1/sessions/"+id+"/messages", `{"content":"racing"}`)
+				req.Header.Set("Authorization", "Bearer "+acmeKey)
+				p.send(req)
+			}()
+		}
+		close(begin)
+		wg.Wait()
+		if del.Status != http.StatusNoContent {
+			continue // lost to a turn (409): nothing to check
+		}
+		deleted = append(deleted, id)
+		if r := p.do("GET", "/v1/sessions/"+id, acmeKey, ""); r.Status != 404 {
+			t.Fatalf("GET after DELETE 204 = %d %s; want 404", r.Status, r.Raw)
+		}
+	}
+	if len(deleted) == 0 {
+		t.Fatal("no delete won a race; the test checked nothing")
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(15 * time.Second)
+	p2 := start(t, llm, data)
+	for _, id := range deleted {
+		if r := p2.do("GET", "/v1/sessions/"+id, acmeKey, ""); r.Status != 404 {
+			t.Errorf("%s after a restart = %d; want 404", id, r.Status)
+		}
+		if _, err := os.Stat(filepath.Join(data, "workspaces", "acme", id)); !os.IsNotExist(err) {
+			t.Errorf("%s: workspace still there: %v", id, err)
+		}
+	}
+	t.Logf("%d of %d deletes won their race", len(deleted), rounds)
+}
+
 // TestSecondSignalExitsAtOnce: while a shutdown waits on a shell command
 // that ignores SIGTERM, a second signal ends the process immediately.
 func TestSecondSignalExitsAtOnce(t *testing.T) {

@@ -318,7 +318,11 @@ func (p *Pool) List(ctx context.Context, tenant string, q ListQuery) ([]Summary,
 	return sums, next, nil
 }
 
-// Delete removes a session, its history and its workspace.
+// Delete removes a session, its history and its workspace. It is final:
+// until the store's delete has committed and the workspace is gone, the
+// live entry stays in the pool as a tombstone that every other call sees as
+// ErrNotFound, so a request racing the delete can neither run a turn on the
+// session nor load it again from the store and save it back.
 func (p *Pool) Delete(ctx context.Context, tenant string, id ID) error {
 	e, err := p.acquire(ctx, tenant, id)
 	if err != nil {
@@ -326,20 +330,33 @@ func (p *Pool) Delete(ctx context.Context, tenant string, id ID) error {
 	}
 	defer p.release(e)
 	p.mu.Lock()
-	if e.busy {
+	switch {
+	case e.gone:
+		p.mu.Unlock()
+		return ErrNotFound
+	case e.busy:
 		p.mu.Unlock()
 		return ErrBusy
 	}
 	e.gone = true
-	p.removeLocked(e)
 	p.mu.Unlock()
 	closeAll([]io.Closer{e.takeCloser()})
-	if err := p.store.Delete(ctx, tenant, id); err != nil && !errors.Is(err, ErrNotFound) {
+	// Like a save, the delete outlives the caller: a client that hangs up
+	// must not leave it half done.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.SaveTimeout)
+	defer cancel()
+	if err := p.store.Delete(dctx, tenant, id); err != nil && !errors.Is(err, ErrNotFound) {
+		p.mu.Lock()
+		e.gone = false // nothing was deleted: the session stays usable
+		p.mu.Unlock()
 		return err
 	}
 	if err := os.RemoveAll(p.Dir(tenant, id)); err != nil {
 		p.log.Warn("remove workspace", zap.String("session_id", string(id)), zap.Error(err))
 	}
+	p.mu.Lock()
+	p.removeLocked(e)
+	p.mu.Unlock()
 	return nil
 }
 
@@ -584,6 +601,10 @@ func (p *Pool) acquire(ctx context.Context, tenant string, id ID) (*entry, error
 	k := key(tenant, id)
 	p.mu.Lock()
 	e, ok := p.live[k]
+	if ok && e.gone { // a tombstone: the session is being deleted
+		p.mu.Unlock()
+		return nil, ErrNotFound
+	}
 	if !ok {
 		e = &entry{key: k, tenant: tenant, id: id, ready: make(chan struct{})}
 		p.insertLocked(e)

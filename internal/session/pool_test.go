@@ -32,6 +32,9 @@ type harness struct {
 	agent agent.Config // of the pool's agent
 	pool  *session.Pool
 	clock *clock
+	// wrap, if set, stands between the pool and the store (to stall or
+	// fail its calls).
+	wrap func(session.Store) session.Store
 }
 
 type clock struct {
@@ -48,7 +51,12 @@ func (c *clock) Add(d time.Duration) {
 
 func newHarness(t *testing.T, cfg session.Config, steps ...agenttest.Step) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), model: agenttest.NewModel(steps...), clock: &clock{now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}}
+	return newHarnessWith(t, cfg, nil, steps...)
+}
+
+func newHarnessWith(t *testing.T, cfg session.Config, wrap func(session.Store) session.Store, steps ...agenttest.Step) *harness {
+	t.Helper()
+	h := &harness{wrap: wrap, t: t, dir: t.TempDir(), model: agenttest.NewModel(steps...), clock: &clock{now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}}
 	h.tools = []agent.Tool{agenttest.NewTool("echo", func(_ context.Context, c agent.Call) (string, error) { return "echo " + string(c.Args), nil })}
 	cfg.Dir = filepath.Join(h.dir, "workspaces")
 	cfg.Logger = zaptest.NewLogger(t)
@@ -80,7 +88,11 @@ func (h *harness) open() {
 			return nil
 		},
 	}).Pool()
-	pool, err := session.NewPool(db.Sessions(), agent.New(h.model, h.agent), hooks, h.cfg)
+	var store session.Store = db.Sessions()
+	if h.wrap != nil {
+		store = h.wrap(store)
+	}
+	pool, err := session.NewPool(store, agent.New(h.model, h.agent), hooks, h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -292,6 +304,71 @@ func TestDelete(t *testing.T) {
 	h.restart()
 	if _, err := h.pool.Get(t.Context(), "acme", s.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Get after delete and restart = %v; want ErrNotFound", err)
+	}
+}
+
+// gatedStore stalls Delete until release is closed, or fails it.
+type gatedStore struct {
+	session.Store
+	reached chan struct{}
+	release chan struct{}
+	fail    error
+}
+
+func (g *gatedStore) Delete(ctx context.Context, tenant string, id session.ID) error {
+	close(g.reached)
+	<-g.release
+	if g.fail != nil {
+		return g.fail
+	}
+	return g.Store.Delete(ctx, tenant, id)
+}
+
+// TestDeleteIsFinal: while a delete is committing, the session is gone for
+// every other call (a racing turn gets ErrNotFound instead of loading the
+// still-stored session and saving it back), and stays gone, also after a
+// restart. A delete the store refuses leaves the session usable.
+func TestDeleteIsFinal(t *testing.T) {
+	for _, fail := range []error{nil, errors.New("disk on fire")} {
+		t.Run(fmt.Sprint("store error ", fail), func(t *testing.T) {
+			gate := &gatedStore{reached: make(chan struct{}), release: make(chan struct{}), fail: fail}
+			h := newHarnessWith(t, session.Config{}, func(st session.Store) session.Store { gate.Store = st; return gate },
+				agenttest.Reply("one"), agenttest.Reply("two"))
+			s := h.create("acme", "alice")
+			deleted := make(chan error, 1)
+			go func() { deleted <- h.pool.Delete(context.Background(), "acme", s.ID) }()
+			<-gate.reached
+			if _, err := h.pool.Turn(t.Context(), "acme", s.ID, session.TurnInput{Content: "racing"}); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("turn during the delete = %v; want ErrNotFound", err)
+			}
+			if _, err := h.pool.Get(t.Context(), "acme", s.ID); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("get during the delete = %v; want ErrNotFound", err)
+			}
+			close(gate.release)
+			err := <-deleted
+			if fail != nil {
+				if err == nil {
+					t.Fatal("Delete = nil although the store failed")
+				}
+				if _, err := h.pool.Turn(t.Context(), "acme", s.ID, session.TurnInput{Content: "still here"}); err != nil {
+					t.Errorf("turn after a failed delete = %v; want the session usable", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.pool.Turn(t.Context(), "acme", s.ID, session.TurnInput{Content: "after"}); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("turn after the delete = %v; want ErrNotFound", err)
+			}
+			h.restart()
+			if _, err := h.pool.Get(t.Context(), "acme", s.ID); !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("get after a restart = %v; want ErrNotFound", err)
+			}
+			if _, err := os.Stat(h.pool.Dir("acme", s.ID)); !os.IsNotExist(err) {
+				t.Errorf("workspace after the delete: %v", err)
+			}
+		})
 	}
 }
 
