@@ -485,3 +485,80 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// TestRevertReachesLiveSessions is the seed's main rollback case: a rule
+// version that mis-blocks is rolled out, the users it blocks are the live
+// ones, and a revert to the last good version must unblock them at their
+// next turn, with their history and a line saying what moved. Then a
+// session pinned to an instructions file that was removed moves to stable
+// instead of failing every turn.
+func TestRevertReachesLiveSessions(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	dir := configDir(t, `{"rules": {"stable": "v1"}}`)
+	writeFile(t, dir, ".agentao/permissions/locked.json", `{"rules": [{"tool": "run_shell_command", "action": "deny"}]}`)
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir)
+	good := p.do("GET", "/v1/admin/canary", opsKey, "").Body["version"].(float64)
+	put := func(doc, reason string) {
+		t.Helper()
+		cur := p.do("GET", "/v1/admin/canary", opsKey, "").Body["version"].(float64)
+		req, _ := httpRequest("PUT", p.url+"/v1/admin/canary", doc)
+		req.Header.Set("Authorization", "Bearer "+opsKey)
+		req.Header.Set("If-Match", fmt.Sprintf(`"%v"`, cur))
+		req.Header.Set("X-Agentd-Reason", reason)
+		if r := p.send(req); r.Status != 200 {
+			t.Fatalf("PUT canary = %d %s", r.Status, r.Raw)
+		}
+	}
+	put(`{"rules": {"stable": "locked"}}`, "stricter shell rules")
+	bob, a := p.createAs(acmeKey, "bob")
+	if a["rules"] != "locked" {
+		t.Fatalf("bob under the bad version = %v", a)
+	}
+	shellTurn(p, bob, "echo blocked")
+	if res := lastToolResult(llm); !strings.HasPrefix(res, "Tool execution denied") {
+		t.Fatalf("bob's shell under the bad rules = %q; want denied", res)
+	}
+
+	out, err := p.cli("rollback", "--to", fmt.Sprint(good), "--reason", "rules mis-block")
+	if err != nil {
+		t.Fatalf("agentd rollback --to: %v\n%s", err, out)
+	}
+	shellTurn(p, bob, "echo unblocked")
+	if res := lastToolResult(llm); !strings.Contains(res, "unblocked") {
+		t.Errorf("bob's shell after the revert = %q; want it run under the restored v1", res)
+	}
+	r := p.do("GET", "/v1/sessions/"+bob, acmeKey, "")
+	var s struct {
+		Assignment map[string]any
+		Messages   []agent.Message
+		Turns      []struct{ Moved []string }
+	}
+	if err := json.Unmarshal([]byte(r.Raw), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Assignment["rules"] != "v1" || len(s.Messages) != 8 || len(s.Turns) != 2 || len(s.Turns[1].Moved) != 1 ||
+		!strings.Contains(s.Turns[1].Moved[0], "rules: version") {
+		t.Errorf("bob after the revert: assignment %v, %d messages, turns %+v; want rules v1, the history kept, one line", s.Assignment, len(s.Messages), s.Turns)
+	}
+	if !p.logged("session moved by a rollback") {
+		t.Error("no log line for the move")
+	}
+
+	// A value whose file is removed: the session moves to stable.
+	reloads := func() int { return strings.Count(p.logs.String(), "configuration tree reloaded") }
+	writeFile(t, dir, "instructions/v2.md", "# v2\n")
+	waitFor(t, func() bool { return reloads() == 1 })
+	put(`{"instructions": {"stable": "none", "variants": [{"name": "v2", "value": "instructions/v2.md", "users": ["carol"]}]}}`, "try v2")
+	carol, a := p.createAs(acmeKey, "carol")
+	if a["instructions"] != "instructions/v2.md" {
+		t.Fatalf("carol = %v", a)
+	}
+	put(`{}`, "v2 is over")
+	if err := os.Remove(filepath.Join(dir, "instructions", "v2.md")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return reloads() == 2 })
+	if r := p.turn(acmeKey, carol, "still there?"); r.Status != 200 || r.Body["reply"] != "echo: still there?" {
+		t.Errorf("carol's turn after her instructions file was removed = %d %s; want it served on stable", r.Status, r.Raw)
+	}
+}

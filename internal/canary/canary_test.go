@@ -64,6 +64,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative percent", `{"rules":{"stable":"v1","variants":[{"name":"a","value":"v2","percent":-1}]}}`, []string{"rules.variants[0].percent"}},
 		{"bad halted", `{"halted":["model","rules/nope"]}`, []string{`halted[0]: "model"`, `halted[1]: no variant "nope" in rules`}},
 		{"bad guard", `{"guard":{"tool_failure_rate":1.5,"min_samples":-1}}`, []string{"guard.tool_failure_rate", "guard.min_samples"}},
+		{"bad on_rollback", `{"rules":{"stable":"v1","on_rollback":"keep"}}`, []string{`rules.on_rollback: "keep": want "migrate" (the default) or "finish"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,6 +209,21 @@ func TestHaltedVariantsServeStable(t *testing.T) {
 	}
 	if e := h.Explain("acme", "bob")[0]; !strings.Contains(e.Reason, "canary is halted") {
 		t.Errorf("Explain = %+v; want the halt mentioned", e)
+	}
+}
+
+func TestOnRollback(t *testing.T) {
+	p := mustParse(t, `{"models":["gpt-4o","o9"],"rules":{"stable":"v1","on_rollback":"finish"},"skills":{"stable":"default","on_rollback":"migrate"}}`)
+	for _, tc := range []struct {
+		dim  canary.Dimension
+		want bool
+	}{{canary.Rules, true}, {canary.Skills, false}, {canary.Model, false}, {canary.Sandbox, false}} {
+		if got := p.Finish(tc.dim); got != tc.want {
+			t.Errorf("Finish(%s) = %v; want %v", tc.dim, got, tc.want)
+		}
+	}
+	if !p.HasModel("o9") || p.HasModel("gpt-5") {
+		t.Errorf("HasModel: o9 %v, gpt-5 %v; want true, false", p.HasModel("o9"), p.HasModel("gpt-5"))
 	}
 }
 

@@ -102,7 +102,18 @@ type Spec struct {
 	Stable   string    `json:"stable"`
 	Salt     string    `json:"salt,omitempty"`
 	Variants []Variant `json:"variants,omitempty"`
+	// OnRollback says what a halt or a revert does to live sessions that
+	// hold a value it took out of service: OnRollbackMigrate (the default)
+	// moves them at their next turn, OnRollbackFinish lets them keep it
+	// until they end. A value that no longer exists moves either way.
+	OnRollback string `json:"on_rollback,omitempty"`
 }
+
+// What a rollback does to live sessions (Spec.OnRollback).
+const (
+	OnRollbackMigrate = "migrate"
+	OnRollbackFinish  = "finish"
+)
 
 // Guard configures the rollback guard (internal/rollback). Zero fields take
 // the defaults of DefaultGuard.
@@ -182,6 +193,7 @@ type compiled struct {
 	stable   string
 	salt     string
 	variants []cvariant
+	finish   bool // on_rollback "finish"
 }
 
 type cvariant struct {
@@ -270,6 +282,13 @@ func Compile(doc Document, known Known) (*Policy, error) {
 		c.stable = spec.Stable
 		if spec.Salt != "" {
 			c.salt = spec.Salt
+		}
+		switch spec.OnRollback {
+		case "", OnRollbackMigrate:
+		case OnRollbackFinish:
+			c.finish = true
+		default:
+			bad(name+".on_rollback", "%q: want %q (the default) or %q", spec.OnRollback, OnRollbackMigrate, OnRollbackFinish)
 		}
 		if c.stable == "" {
 			c.stable = known.Defaults[dim]
@@ -450,6 +469,13 @@ func (p *Policy) Guard() Guard { return p.guard }
 
 // Stable returns a dimension's stable value.
 func (p *Policy) Stable(dim Dimension) string { return p.dims[dim].stable }
+
+// Finish reports whether a dimension's live sessions keep a value a
+// rollback took out of service until they end (on_rollback "finish").
+func (p *Policy) Finish(dim Dimension) bool { return p.dims[dim].finish }
+
+// HasModel reports whether m is in the model catalog.
+func (p *Policy) HasModel(m string) bool { return slices.Contains(p.models, m) }
 
 // Halted reports whether a variant is halted.
 func (p *Policy) Halted(dim Dimension, variant string) bool {

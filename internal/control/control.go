@@ -267,32 +267,87 @@ func (p *Plane) Assign(tenant, user string) (session.Assignment, error) {
 	return out, nil
 }
 
-// Rebind moves a session off halted variants, to each dimension's stable
-// value, at a turn boundary, and says what it changed. Nothing else moves
-// a live session.
+// Rebind runs at a session's turn boundary and moves it, one dimension at a
+// time, off what was rolled back since it was assigned; it says what it
+// changed, one line per dimension. Nothing else moves a live session: a
+// forward change of canary.json applies to new sessions only.
+//
+//   - A revert took the version that assigned the session out of service:
+//     each dimension moves to what the reverting version gives its user,
+//     unless canary.json says "on_rollback": "finish" for it.
+//   - Its variant is halted: it moves to stable, unless "finish".
+//   - Its value no longer exists (a rule version, skill set or instructions
+//     file removed, a model out of the catalog): it moves to stable, even
+//     under "finish", since the value cannot run.
+//
+// The history, the workspace and the session's explicit model choice (if
+// still in the catalog) are kept.
 func (p *Plane) Rebind(s *session.Session) []string {
-	if len(s.Assignment.Variants) == 0 {
-		return nil
-	}
-	pol, v := p.history.Current()
+	pol, cur := p.history.Current()
+	a := &s.Assignment
 	var changes []string
-	for _, dim := range canary.Dimensions() {
-		variant := s.Assignment.VariantOf(dim)
-		if variant == "" || !pol.Halted(dim, variant) {
-			continue
+	move := func(dim canary.Dimension, why string, to canary.Pick) {
+		old := a.Value(dim)
+		if old == to.Value && a.VariantOf(dim) == to.Variant {
+			return
 		}
-		old, stable := s.Assignment.Value(dim), pol.Stable(dim)
-		s.Assignment.SetValue(dim, stable)
-		delete(s.Assignment.Variants, dim.String())
+		changes = append(changes, fmt.Sprintf("%s: %s; %s → %s (version %d)", dim, why, label(old, a.VariantOf(dim)), label(to.Value, to.Variant), cur.N))
+		a.SetValue(dim, to.Value)
+		if to.Variant == "" {
+			delete(a.Variants, dim.String())
+		} else {
+			if a.Variants == nil {
+				a.Variants = map[string]string{}
+			}
+			a.Variants[dim.String()] = to.Variant
+		}
 		if dim == canary.Model && s.Model == old {
-			s.Model = stable
+			s.Model = to.Value
 		}
-		changes = append(changes, fmt.Sprintf("%s: variant %s (%s) is halted; now stable %s (version %d)", dim, variant, old, stable, v.N))
 	}
-	if len(s.Assignment.Variants) == 0 {
-		s.Assignment.Variants = nil
+	if by, restored := p.history.RevertedBy(a.ConfigVersion); restored != nil {
+		picks := restored.Assign(s.Tenant, s.User)
+		for _, dim := range canary.Dimensions() {
+			if !pol.Finish(dim) {
+				move(dim, fmt.Sprintf("version %d was reverted by version %d", a.ConfigVersion, by), picks.Get(dim))
+			}
+		}
+		a.ConfigVersion = by
+	}
+	tree := p.tree.tree()
+	for _, dim := range canary.Dimensions() {
+		stable := canary.Pick{Value: pol.Stable(dim)}
+		if v := a.VariantOf(dim); v != "" && pol.Halted(dim, v) && !pol.Finish(dim) {
+			move(dim, fmt.Sprintf("variant %s is halted", v), stable)
+		}
+		var gone error
+		if dim == canary.Model {
+			if !pol.HasModel(a.Model) {
+				gone = fmt.Errorf("model %q is not in the catalog", a.Model)
+			}
+		} else {
+			gone = tree.Exists(dim, a.Value(dim))
+		}
+		if gone != nil {
+			move(dim, fmt.Sprintf("its value is gone (%v)", gone), stable)
+		}
+	}
+	if s.Model != a.Model && !pol.HasModel(s.Model) {
+		changes = append(changes, fmt.Sprintf("model: the session's chosen model %s is not in the catalog; now %s (version %d)", s.Model, a.Model, cur.N))
+		s.Model = a.Model
+	}
+	if len(a.Variants) == 0 {
+		a.Variants = nil
 	}
 	return changes
+}
+
+// label names a value for a change line: "stable X" or "variant N (X)".
+func label(value, variant string) string {
+	if variant == "" {
+		return "stable " + value
+	}
+	return fmt.Sprintf("variant %s (%s)", variant, value)
 }
 
 // Observe feeds a finished turn to the guard.

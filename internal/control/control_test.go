@@ -202,7 +202,7 @@ func TestHaltAndRevert(t *testing.T) {
 	}
 	changes := p.Rebind(s)
 	if s.Model != "m-stable" || s.Assignment.Model != "m-stable" || s.Assignment.Variants != nil || len(changes) != 1 ||
-		!strings.Contains(changes[0], "variant beta (m-beta) is halted") {
+		!strings.Contains(changes[0], "model: variant beta is halted; variant beta (m-beta) → stable m-stable") {
 		t.Errorf("Rebind = %q; session %s %+v; want it moved to m-stable", changes, s.Model, s.Assignment)
 	}
 	if _, vars := p.Variants(); len(vars) != 1 || !vars[0].Halted {
@@ -222,6 +222,121 @@ func TestHaltAndRevert(t *testing.T) {
 	}
 	if got, err := p.Version(ctx, halted.N); err != nil || got.Reason != "too many 5xx" {
 		t.Errorf("Version(%d) = %+v, %v", halted.N, got, err)
+	}
+}
+
+// apply serves doc as a new version through the admin path.
+func apply(t *testing.T, p *control.Plane, doc string) int {
+	t.Helper()
+	_, cur := p.Canary()
+	v, err := p.ApplyCanary(context.Background(), []byte(doc), cur.N, "ops", "test")
+	if err != nil {
+		t.Fatalf("ApplyCanary(%s): %v", doc, err)
+	}
+	return v.N
+}
+
+// TestRollbackMovesLiveSessions is the seed's rollback case on live
+// sessions: a rule version rolled out, then reverted; the sessions created
+// under it move back at their next turn unless the restored canary.json
+// says on_rollback "finish"; sessions from before, and forward changes,
+// move nothing.
+func TestRollbackMovesLiveSessions(t *testing.T) {
+	tests := []struct {
+		name, onRollback string
+		wantRules        string
+	}{
+		{"default", "", "v1"},
+		{"migrate", `, "on_rollback": "migrate"`, "v1"},
+		{"finish", `, "on_rollback": "finish"`, "v2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := baseTree()
+			files[".agentao/canary.json"] = `{"rules": {"stable": "v1"` + tc.onRollback + `}}`
+			p, _ := newPlane(t, files)
+			ctx := context.Background()
+			_, good := p.Canary()
+			before := newSession(t, p, "carol")
+			apply(t, p, `{"rules": {"stable": "v2"}}`)
+			bob := newSession(t, p, "bob")
+			if bob.Assignment.Rules != "v2" {
+				t.Fatalf("bob under the bad version: %+v", bob.Assignment)
+			}
+			rev, err := p.Revert(ctx, good.N, "ops", "rules mis-block")
+			if err != nil {
+				t.Fatal(err)
+			}
+			changes := p.Rebind(bob)
+			if bob.Assignment.Rules != tc.wantRules || bob.Assignment.ConfigVersion != rev.N {
+				t.Errorf("bob after the revert: %+v; want rules %s at version %d", bob.Assignment, tc.wantRules, rev.N)
+			}
+			want := 0
+			if tc.wantRules == "v1" {
+				want = 1
+			}
+			if len(changes) != want || (want == 1 && !strings.Contains(changes[0], fmt.Sprintf("rules: version %d was reverted by version %d; stable v2 → stable v1", rev.N-1, rev.N))) {
+				t.Errorf("Rebind(bob) = %q; want %d line(s) naming the revert", changes, want)
+			}
+			if changes := p.Rebind(before); len(changes) != 0 || before.Assignment.Rules != "v1" {
+				t.Errorf("a session from before the bad version: Rebind = %q, rules %s; want no change", changes, before.Assignment.Rules)
+			}
+			// A forward change applies to new sessions only.
+			apply(t, p, `{"rules": {"stable": "v2"}}`)
+			if changes := p.Rebind(bob); len(changes) != 0 || bob.Assignment.Rules != tc.wantRules {
+				t.Errorf("after a forward change: Rebind(bob) = %q, rules %s; want nothing moved", changes, bob.Assignment.Rules)
+			}
+		})
+	}
+}
+
+func TestHaltWithFinishKeepsSessions(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"rules": {"stable": "v1", "on_rollback": "finish", "variants": [{"name": "strict", "value": "v2", "users": ["alice"]}]}}`
+	p, _ := newPlane(t, files)
+	alice := newSession(t, p, "alice")
+	if _, _, err := p.Halt(context.Background(), canary.Rules, "strict", "ops", "mis-blocks"); err != nil {
+		t.Fatal(err)
+	}
+	if changes := p.Rebind(alice); len(changes) != 0 || alice.Assignment.Rules != "v2" || alice.Assignment.VariantOf(canary.Rules) != "strict" {
+		t.Errorf("Rebind under on_rollback finish = %q, %+v; want alice to keep v2", changes, alice.Assignment)
+	}
+	if fresh := newSession(t, p, "alice"); fresh.Assignment.Rules != "v1" {
+		t.Errorf("a new session of alice after the halt gets %s; want v1", fresh.Assignment.Rules)
+	}
+}
+
+// TestGoneValueMovesToStable: a session pinned to a value whose file was
+// removed, or to a model taken out of the catalog, moves to stable (even
+// under "finish": the value cannot run) instead of failing every turn.
+func TestGoneValueMovesToStable(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"models": ["m-stable", "m-beta"], "model": {"stable": "m-stable", "variants": [{"name": "b", "value": "m-beta", "users": ["carol"]}]},
+		"instructions": {"stable": "AGENTAO.md", "on_rollback": "finish", "variants": [{"name": "v2", "value": "instructions/v2.md", "users": ["carol"]}]}}`
+	p, dir := newPlane(t, files)
+	carol := newSession(t, p, "carol")
+	if carol.Assignment.Instructions != "instructions/v2.md" || carol.Model != "m-beta" {
+		t.Fatalf("carol = %+v", carol.Assignment)
+	}
+	apply(t, p, `{"models": ["m-stable"], "instructions": {"stable": "AGENTAO.md", "on_rollback": "finish"}}`)
+	if err := os.Remove(filepath.Join(dir, "instructions", "v2.md")); err != nil {
+		t.Fatal(err)
+	}
+	p.Refresh(context.Background(), "test", true)
+	if _, err := p.SystemPrompt(carol, ""); err == nil {
+		t.Fatal("the removed instructions file still builds a prompt; the test proves nothing")
+	}
+	changes := p.Rebind(carol)
+	if carol.Assignment.Instructions != "AGENTAO.md" || carol.Model != "m-stable" || carol.Assignment.Model != "m-stable" || carol.Assignment.Variants != nil || len(changes) != 2 {
+		t.Fatalf("Rebind = %q; carol %s %+v; want stable instructions and model", changes, carol.Model, carol.Assignment)
+	}
+	for i, want := range []string{"model: its value is gone", "instructions: its value is gone"} {
+		if !strings.Contains(changes[i], want) {
+			t.Errorf("change %d = %q; want %q", i, changes[i], want)
+		}
+	}
+	if _, err := p.SystemPrompt(carol, ""); err != nil {
+		t.Errorf("SystemPrompt after the move: %v", err)
 	}
 }
 

@@ -255,10 +255,12 @@ func (t *Tree) Known(model string, models []string) canary.Known {
 	if _, ok := t.instructions[prompt.RootInstructions]; ok {
 		defaults[canary.Instructions] = prompt.RootInstructions
 	}
-	return canary.Known{Defaults: defaults, Models: models, Exists: t.exists}
+	return canary.Known{Defaults: defaults, Models: models, Exists: t.Exists}
 }
 
-func (t *Tree) exists(dim canary.Dimension, v string) error {
+// Exists says why value v of dimension dim (not the model: the catalog
+// decides those) cannot be served from this tree, or nil.
+func (t *Tree) Exists(dim canary.Dimension, v string) error {
 	switch dim {
 	case canary.Skills:
 		if v == None || slices.Contains(t.SkillSets(), v) || t.skillsBroken {

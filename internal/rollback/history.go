@@ -106,6 +106,7 @@ type History struct {
 	policy   *canary.Policy
 	fileHash string // of the file as last read
 	fileErr  error  // why the file as last read is not served
+	reverts  []revert
 }
 
 // Open loads the current version (applying canary.json if it changed since
@@ -130,6 +131,9 @@ func Open(ctx context.Context, cfg Config) (*History, error) {
 		return nil, fmt.Errorf("read version history: %w", err)
 	}
 	h.fileHash = fileHash
+	if err := h.loadReverts(ctx); err != nil {
+		return nil, err
+	}
 	if ok {
 		p, perr := canary.Parse(latest.Canary, cfg.Known())
 		if latest.FileHash == fileHash && perr == nil {
@@ -371,7 +375,11 @@ func (h *History) Revert(ctx context.Context, n int, actor, reason string) (Vers
 	if err != nil {
 		return Version{}, fmt.Errorf("%w: version %d no longer validates against the configuration tree: %w", ErrInvalid, n, err)
 	}
-	return h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "revert", Details: map[string]any{"to_version": n}, DiffersFromFile: true})
+	v, err := h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "revert", Details: map[string]any{"to_version": n}, DiffersFromFile: true})
+	if err == nil {
+		h.reverts = append(h.reverts, revert{to: n, by: v.N, doc: v.Canary, policy: p})
+	}
+	return v, err
 }
 
 // Get returns version n.

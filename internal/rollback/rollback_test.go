@@ -362,3 +362,64 @@ func TestConcurrentChangesSerialise(t *testing.T) {
 		t.Errorf("version %d after %d successful applies", v.N, ok)
 	}
 }
+
+// TestRevertedBy checks which versions a revert takes out of service,
+// through chains of reverts and across a restart (the reverts are read back
+// from the store).
+func TestRevertedBy(t *testing.T) {
+	e := newEnv(t, `{"models":["gpt-4o","gpt-5"]}`)
+	ctx := context.Background()
+	apply := func(doc string) int {
+		t.Helper()
+		_, cur := e.h.Current()
+		v, err := e.h.Apply(ctx, []byte(doc), cur.N, "ops", "change")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.N
+	}
+	revert := func(to int) int {
+		t.Helper()
+		v, err := e.h.Revert(ctx, to, "ops", "undo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.N
+	}
+	v1 := 1
+	v2 := apply(`{"models":["gpt-4o","gpt-5"],"model":{"stable":"gpt-5"}}`)
+	v3 := apply(`{"models":["gpt-4o","gpt-5"],"model":{"stable":"gpt-4o","variants":[{"name":"b","value":"gpt-5","users":["bob"]}]}}`)
+	r4 := revert(v1) // takes 2 and 3 out of service
+	if by, p := e.h.RevertedBy(v3); by != r4 || p.Assign("acme", "bob").Get(canary.Model).Value != "gpt-4o" {
+		t.Fatalf("RevertedBy(%d) = %d; want %d giving bob gpt-4o", v3, by, r4)
+	}
+	v5 := apply(`{"models":["gpt-4o","gpt-5"],"model":{"stable":"gpt-5"}}`)
+	r6 := revert(v3) // takes 4 and 5 out: back to what 3 served
+	check := func(when string) {
+		t.Helper()
+		tests := []struct {
+			n, by int
+			model string // what the reverting version gives bob
+		}{
+			{v1, 0, ""},
+			{v2, r6, "gpt-5"}, // 2 → 4 (reverted to 1) → 6 (reverted to 3)
+			{v3, r6, "gpt-5"},
+			{r4, r6, "gpt-5"},
+			{v5, r6, "gpt-5"},
+			{r6, 0, ""},
+		}
+		for _, tc := range tests {
+			by, p := e.h.RevertedBy(tc.n)
+			if by != tc.by || (p == nil) != (tc.by == 0) {
+				t.Errorf("%s: RevertedBy(%d) = %d, %v; want %d", when, tc.n, by, p, tc.by)
+				continue
+			}
+			if p != nil && p.Assign("acme", "bob").Get(canary.Model).Value != tc.model {
+				t.Errorf("%s: the policy restored for version %d gives bob %+v; want %s", when, tc.n, p.Assign("acme", "bob").Get(canary.Model), tc.model)
+			}
+		}
+	}
+	check("live")
+	e.restart()
+	check("after a restart")
+}

@@ -86,8 +86,9 @@ type Assigner interface {
 	// Assign gives a new session of tenant/user what it runs with.
 	Assign(tenant, user string) (Assignment, error)
 	// Rebind runs at every turn boundary, before the turn: it may change
-	// the session's assignment and model (a halted canary variant moves its
-	// sessions to stable; the history is kept) and says what it did.
+	// the session's assignment and model (a rollback moves the sessions it
+	// reached; the history is kept) and says what it did, one line per
+	// change, which the turn's record keeps.
 	Rebind(s *Session) (changes []string)
 	// CheckModel accepts or refuses a model a client asks for (ErrInvalid).
 	CheckModel(model string) error
@@ -452,9 +453,10 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	e.mu.Lock()
 	s := e.sess
 	dir := p.Dir(s.Tenant, s.ID)
-	if changes := p.hooks.Assigner.Rebind(s); len(changes) > 0 {
-		p.log.Warn("session moved off a halted variant", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant),
-			zap.String("user", s.User), zap.Strings("changes", changes))
+	moved := p.hooks.Assigner.Rebind(s)
+	if len(moved) > 0 {
+		p.log.Warn("session moved by a rollback", zap.String("session_id", string(s.ID)), zap.String("tenant", s.Tenant),
+			zap.String("user", s.User), zap.Strings("changes", moved))
 	}
 	if e.tools == nil {
 		tools, closer, err := p.hooks.Toolbox.Tools(s, dir)
@@ -471,7 +473,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 		e.mu.Unlock()
 		return TurnResult{}, fmt.Errorf("build system prompt: %w", err)
 	}
-	rec := TurnRecord{N: len(s.Turns) + 1, StartedAt: p.cfg.Now().UTC(), Model: s.Model}
+	rec := TurnRecord{N: len(s.Turns) + 1, StartedAt: p.cfg.Now().UTC(), Model: s.Model, Moved: moved}
 	// Messages before the turn's never change during it: saves rewrite only
 	// the turn's own (its placeholders are replaced as tools finish).
 	from := Mark{Messages: len(s.Messages), Turns: len(s.Turns)}

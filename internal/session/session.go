@@ -93,6 +93,9 @@ type TurnRecord struct {
 	Model     string        `json:"model"`
 	Outcome   agent.Outcome `json:"outcome"`
 	Stats     agent.Stats   `json:"stats"`
+	// Moved says what a rollback changed in the session's assignment at
+	// this turn's start, one line per dimension (Assigner.Rebind).
+	Moved []string `json:"moved,omitempty"`
 }
 
 // Session is one conversation: its identity, assignment, model, and history
