@@ -562,3 +562,52 @@ func TestRevertReachesLiveSessions(t *testing.T) {
 		t.Errorf("carol's turn after her instructions file was removed = %d %s; want it served on stable", r.Status, r.Raw)
 	}
 }
+
+// TestRefusedTreeIsRetried: a tree edit that removes a rule version the
+// served configuration needs is refused, shown as a metric and in the
+// status, logged once; once an API change stops needing it, the next poll
+// serves the tree, with the rest of the same edit.
+func TestRefusedTreeIsRetried(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	dir := configDir(t, `{"rules": {"stable": "v1", "variants": [{"name": "strict", "value": "v2", "percent": 100}]}}`)
+	writeFile(t, dir, ".agentao/permissions/v2.json", `{"rules": [{"tool": "run_shell_command", "action": "deny"}]}`)
+	writeFile(t, dir, "AGENTAO.md", "# house rules one\n")
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+dir)
+	refused := func(v int) bool {
+		return strings.Contains(p.do("GET", "/metrics", "", "").Raw, fmt.Sprintf(`agentd_config_refused{part="tree"} %d`, v))
+	}
+	if !refused(0) {
+		t.Fatalf("/metrics has no agentd_config_refused{part=\"tree\"} 0:\n%s", p.do("GET", "/metrics", "", "").Raw)
+	}
+	if err := os.Remove(filepath.Join(dir, ".agentao/permissions/v2.json")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "AGENTAO.md", "# house rules two\n")
+	waitFor(t, func() bool { return refused(1) })
+	st := p.do("GET", "/v1/admin/canary", opsKey, "")
+	if why, _ := st.Body["refused"].(map[string]any)["tree"].(string); !strings.Contains(why, `"v2"`) {
+		t.Errorf("GET /v1/admin/canary refused = %v; want the tree and why", st.Body["refused"])
+	}
+	if out, _ := p.cli("canary", "status"); !strings.Contains(out, "REFUSED tree") {
+		t.Errorf("agentd canary status does not say the tree is refused:\n%s", out)
+	}
+	req, _ := httpRequest("PUT", p.url+"/v1/admin/canary", `{"rules": {"stable": "v1"}}`)
+	req.Header.Set("Authorization", "Bearer "+opsKey)
+	req.Header.Set("If-Match", fmt.Sprintf(`"%v"`, st.Body["version"]))
+	req.Header.Set("X-Agentd-Reason", "v2 is gone")
+	if r := p.send(req); r.Status != 200 {
+		t.Fatalf("PUT canary = %d %s", r.Status, r.Raw)
+	}
+	waitFor(t, func() bool { return refused(0) })
+	if n := strings.Count(p.logs.String(), "configuration tree on disk is invalid"); n != 1 {
+		t.Errorf("the refusal was logged %d times; want once (it was retried at every poll)", n)
+	}
+	id := p.create(acmeKey)
+	if r := p.turn(acmeKey, id, "hi"); r.Status != 200 {
+		t.Fatalf("turn = %d %s", r.Status, r.Raw)
+	}
+	reqs := llm.Requests()
+	if sys := reqs[len(reqs)-1].Messages[0].Content; !strings.Contains(sys, "house rules two") {
+		t.Errorf("the system prompt after the retry = %.120q; want the AGENTAO.md of the refused edit", sys)
+	}
+}

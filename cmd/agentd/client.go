@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -296,8 +297,9 @@ func printStatus(w io.Writer, out map[string]any) {
 	if out["differs_from_file"] == true {
 		fmt.Fprintln(w, "NOTE: the running configuration differs from .agentao/canary.json (an API change or rollback, or an invalid file)")
 	}
-	if e, _ := out["file_error"].(string); e != "" {
-		fmt.Fprintf(w, "canary.json error: %s\n", e)
+	refused, _ := out["refused"].(map[string]any)
+	for _, part := range slices.Sorted(maps.Keys(refused)) {
+		fmt.Fprintf(w, "REFUSED %s (the one served before keeps serving; retried at every poll): %v\n", part, refused[part])
 	}
 	stable, _ := out["stable"].(map[string]any)
 	fmt.Fprintf(w, "stable: model=%v skills=%v rules=%v sandbox=%v instructions=%v\n",

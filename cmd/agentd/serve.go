@@ -85,6 +85,13 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		ACP:     acpSrv.Handler(keys),
 		Metrics: met.Handler(metrics.Sources{
 			Sessions: pool.Live, Canary: func() (int, []metrics.Variant) { return canaryVariants(ctl) }, MCPChildren: ctl.MCPChildren,
+			Refused: func() map[string]bool {
+				refused, out := ctl.Refused(), map[string]bool{}
+				for _, part := range control.Parts() {
+					out[part] = refused[part] != ""
+				}
+				return out
+			},
 		}),
 		OnRequest: met.Request,
 	})

@@ -18,6 +18,34 @@ func (p *Plane) Canary() (*canary.Policy, rollback.Version) { return p.history.C
 // canary.json, and why the file does not serve if it does not.
 func (p *Plane) CanaryStatus() rollback.Status { return p.history.Status() }
 
+// Parts of the configuration that can be refused (Refused).
+const (
+	PartTree   = "tree"        // skills, instructions, rule versions, sandbox.json
+	PartCanary = "canary.json" // the canary configuration file
+	PartMCP    = "mcp.json"
+)
+
+// Parts lists what Refused may name.
+func Parts() []string { return []string{PartTree, PartCanary, PartMCP} }
+
+// Refused names each part of the configuration on disk that is not served
+// because it is invalid, with why; the part served before keeps serving,
+// and each is retried at every poll. Empty when everything on disk is
+// served.
+func (p *Plane) Refused() map[string]string {
+	out := map[string]string{}
+	if why := p.tree.refusal(); why != "" {
+		out[PartTree] = why
+	}
+	if why := p.history.Status().FileError; why != "" {
+		out[PartCanary] = why
+	}
+	if why := p.mcp.refusal(); why != "" {
+		out[PartMCP] = why
+	}
+	return out
+}
+
 // ApplyCanary validates doc (a canary.json document) and serves it as a
 // new version if ifMatch is the current version (rollback.ErrConflict
 // otherwise).

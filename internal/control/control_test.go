@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/boltdb"
@@ -77,6 +79,11 @@ func baseTree() map[string]string {
 // newPlane builds a Plane on a temporary tree and a real store.
 func newPlane(t *testing.T, files map[string]string) (*control.Plane, string) {
 	t.Helper()
+	return newPlaneLogged(t, files, zaptest.NewLogger(t))
+}
+
+func newPlaneLogged(t *testing.T, files map[string]string, log *zap.Logger) (*control.Plane, string) {
+	t.Helper()
 	dir, data := t.TempDir(), t.TempDir()
 	writeTree(t, dir, files)
 	db, err := boltdb.Open(filepath.Join(data, "agentd.db"), boltdb.Options{})
@@ -86,7 +93,7 @@ func newPlane(t *testing.T, files map[string]string) (*control.Plane, string) {
 	t.Cleanup(func() { db.Close() })
 	p, err := control.New(context.Background(), control.Config{
 		ConfigDir: dir, DataDir: data, Model: "m-stable", Models: []string{"m-stable", "m-beta"},
-		Versions: db.Versions(), ShellTimeout: time.Minute, Self: helper, Logger: zaptest.NewLogger(t),
+		Versions: db.Versions(), ShellTimeout: time.Minute, Self: helper, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +182,54 @@ func TestRefusedTree(t *testing.T) {
 				t.Errorf("a refused tree made version %d (%s); want none", v.N, v.Reason)
 			}
 		})
+	}
+}
+
+// TestRefusedTreeIsRetried: an edit that removes a rule version the served
+// canary configuration needs, together with a valid skill edit and a
+// canary.json that no longer needs it, is refused at first (the served
+// configuration still needs the rule version) and must be served at the next
+// poll, without another edit or a SIGHUP. A refusal is said once per reason.
+func TestRefusedTreeIsRetried(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"rules": {"stable": "v1", "variants": [{"name": "strict", "value": "v2", "percent": 100}]}}`
+	core, logs := observer.New(zap.InfoLevel)
+	p, dir := newPlaneLogged(t, files, zap.New(core))
+	ctx := context.Background()
+	refusals := func() int { return logs.FilterMessageSnippet("configuration tree on disk is invalid").Len() }
+	s := newSession(t, p, "alice")
+
+	// Step 1: the rule version goes, the canary still needs it (by API).
+	if err := os.Remove(filepath.Join(dir, ".agentao/permissions/v2.json")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, dir, map[string]string{"skills/default/a/SKILL.md": "---\nname: a\ndescription: skill a, edited\n---\n# A\n"})
+	for range 3 {
+		p.Refresh(ctx, "poll", false)
+	}
+	if why := p.Refused()[control.PartTree]; !strings.Contains(why, "v2") || refusals() != 1 {
+		t.Fatalf("after 3 polls of a refused tree: Refused = %q, %d log lines; want the reason once", p.Refused(), refusals())
+	}
+	// Step 2: a second problem changes the reason: logged again, once.
+	writeTree(t, dir, map[string]string{".agentao/permissions/v3.json": `{"rules": [`})
+	p.Refresh(ctx, "poll", false)
+	p.Refresh(ctx, "poll", false)
+	if refusals() != 2 {
+		t.Errorf("a new reason logged %d times in all; want 2", refusals())
+	}
+	os.Remove(filepath.Join(dir, ".agentao/permissions/v3.json"))
+	p.Refresh(ctx, "poll", false)
+
+	// Step 3: canary.json stops needing v2 in the same poll as the tree is
+	// refused; the next poll serves the tree, skill edit included.
+	writeTree(t, dir, map[string]string{".agentao/canary.json": `{"rules": {"stable": "v1"}}`})
+	p.Refresh(ctx, "poll", false)
+	p.Refresh(ctx, "poll", false)
+	if r := p.Refused(); len(r) != 0 {
+		t.Errorf("Refused = %q; want nothing once the canary no longer needs v2", r)
+	}
+	if prompt, _ := p.SystemPrompt(s, s.Model); !strings.Contains(prompt, "skill a, edited") {
+		t.Errorf("the skill edit of the refused tree is not served after the retry: %.200q", prompt)
 	}
 }
 

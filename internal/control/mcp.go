@@ -65,6 +65,7 @@ type mcpHub struct {
 	tenants  map[string]*tenantMCP
 	retired  sync.WaitGroup // managers being closed after a reload
 	isClosed bool
+	refused  string // why mcp.json on disk is not served ("" when it is)
 }
 
 type tenantMCP struct {
@@ -88,17 +89,32 @@ func newMCPHub(p *Plane, log *zap.Logger) (*mcpHub, error) {
 }
 
 // reload re-reads mcp.json; an invalid file keeps the servers running.
+// refusal says why mcp.json on disk is not served, or "".
+func (h *mcpHub) refusal() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.refused
+}
+
 func (h *mcpHub) reload() {
 	mc, hash, err := loadMCP(h.p.cfg.ConfigDir)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.isClosed || hash == h.hash && err == nil {
+	if h.isClosed {
+		return
+	}
+	if err == nil && hash == h.hash {
+		h.refused = "" // back to what is served
 		return
 	}
 	if err != nil {
-		h.log.Error("mcp.json changed but is invalid; the running MCP servers stay", zap.Error(err))
+		if err.Error() != h.refused { // retried at every poll: say it once per reason
+			h.log.Error("mcp.json changed but is invalid; the running MCP servers stay", zap.Error(err))
+		}
+		h.refused = err.Error()
 		return
 	}
+	h.refused = ""
 	old := h.tenants
 	h.cfg, h.hash, h.tenants = mc, hash, map[string]*tenantMCP{}
 	h.log.Info("mcp.json changed: MCP servers restart at each tenant's next turn", zap.Strings("servers", mc.Names()), zap.Int("tenants_closed", len(old)))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -29,6 +30,26 @@ type served struct {
 	// print is the fingerprint of the files of cur, or of the last tree
 	// refused (the watcher only).
 	print string
+
+	mu      sync.Mutex
+	refused string // why the tree on disk is not served ("" when it is)
+}
+
+// refusal says why the tree on disk is not served, or "".
+func (s *served) refusal() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
+// setRefusal records why the tree on disk is refused ("": it is served)
+// and says whether that changed.
+func (s *served) setRefusal(why string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := why != s.refused
+	s.refused = why
+	return changed
 }
 
 func newServed(ctx context.Context, dir, self string, log *zap.Logger) (*served, error) {
@@ -62,11 +83,15 @@ func (s *served) adopt(ctx context.Context, t *governance.Tree) {
 	s.cur.Store(t)
 }
 
-// reload loads the tree again if its files changed (or force). The new
-// tree must load and pass check; otherwise the old tree keeps serving.
+// reload loads the tree again if its files changed (or force), and at
+// every call while the tree on disk is refused: what refused it may have
+// been the served canary configuration, which can change without the
+// tree's files. The new tree must load and pass check; otherwise the old
+// tree keeps serving, and the refusal is logged each time its reason
+// changes.
 func (s *served) reload(ctx context.Context, force bool, check func(*governance.Tree) error) (bool, error) {
 	fp := fingerprint(s.dir)
-	if fp == s.print && !force {
+	if fp == s.print && !force && s.refusal() == "" {
 		return false, nil
 	}
 	s.print = fp
@@ -75,10 +100,15 @@ func (s *served) reload(ctx context.Context, force bool, check func(*governance.
 		err = check(t)
 	}
 	if err != nil {
-		s.log.Error("the configuration tree changed but is invalid; the previous one keeps serving", zap.Error(err))
+		if s.setRefusal(err.Error()) {
+			s.log.Error("the configuration tree on disk is invalid; the previous one keeps serving, and it is retried at every poll", zap.Error(err))
+		}
 		return false, err
 	}
 	s.adopt(ctx, t)
+	if s.setRefusal("") {
+		s.log.Info("the configuration tree on disk is valid again")
+	}
 	s.log.Info("configuration tree reloaded")
 	return true, nil
 }

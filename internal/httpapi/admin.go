@@ -23,6 +23,9 @@ import (
 type Control interface {
 	Canary() (*canary.Policy, rollback.Version)
 	CanaryStatus() rollback.Status
+	// Refused names each part of the configuration on disk that is
+	// invalid and not served, with why.
+	Refused() map[string]string
 	ApplyCanary(ctx context.Context, doc []byte, ifMatch int, actor, reason string) (rollback.Version, error)
 	Versions(ctx context.Context, before, limit int) ([]rollback.Version, error)
 	Version(ctx context.Context, n int) (rollback.Version, error)
@@ -68,17 +71,21 @@ type variantView struct {
 }
 
 type canaryView struct {
-	Version         int               `json:"version"`
-	AppliedAt       time.Time         `json:"applied_at"`
-	Actor           string            `json:"actor"`
-	Reason          string            `json:"reason"`
-	DiffersFromFile bool              `json:"differs_from_file"`
-	FileError       string            `json:"file_error,omitempty"`
-	Stable          map[string]string `json:"stable"`
-	Variants        []variantView     `json:"variants"`
-	Guard           canary.Guard      `json:"guard"`
-	GuardWindows    []rollback.Stats  `json:"guard_windows"`
-	Config          json.RawMessage   `json:"config"`
+	Version         int       `json:"version"`
+	AppliedAt       time.Time `json:"applied_at"`
+	Actor           string    `json:"actor"`
+	Reason          string    `json:"reason"`
+	DiffersFromFile bool      `json:"differs_from_file"`
+	FileError       string    `json:"file_error,omitempty"`
+	// Refused names each part of the configuration on disk (tree,
+	// canary.json, mcp.json) that is invalid, with why; what was served
+	// before keeps serving and the part is retried at every poll.
+	Refused      map[string]string `json:"refused,omitempty"`
+	Stable       map[string]string `json:"stable"`
+	Variants     []variantView     `json:"variants"`
+	Guard        canary.Guard      `json:"guard"`
+	GuardWindows []rollback.Stats  `json:"guard_windows"`
+	Config       json.RawMessage   `json:"config"`
 }
 
 func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +94,7 @@ func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
 	st := c.CanaryStatus()
 	out := canaryView{
 		Version: v.N, AppliedAt: v.At, Actor: v.Actor, Reason: v.Reason, DiffersFromFile: st.DiffersFromFile,
-		FileError: st.FileError, Stable: map[string]string{}, Variants: []variantView{}, Guard: p.Guard(),
+		FileError: st.FileError, Refused: c.Refused(), Stable: map[string]string{}, Variants: []variantView{}, Guard: p.Guard(),
 		GuardWindows: []rollback.Stats{}, Config: v.Canary,
 	}
 	doc := p.Document()

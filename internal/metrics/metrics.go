@@ -66,6 +66,9 @@ type Sources struct {
 	Canary func() (version int, variants []Variant)
 	// MCPChildren counts the running MCP server processes.
 	MCPChildren func() int
+	// Refused returns, for each part of the configuration that can be
+	// refused (RefusedParts), whether the version on disk is refused.
+	Refused func() map[string]bool
 }
 
 // Metrics records agentd's metrics in its own registry.
@@ -208,10 +211,11 @@ var (
 	pctDesc  = prometheus.NewDesc("agentd_canary_variant_percent", "A canary variant's configured percent of users.", []string{"dimension", "variant"}, nil)
 	haltDesc = prometheus.NewDesc("agentd_canary_variant_halted", "1 if a canary variant is halted (its users are on stable), else 0.", []string{"dimension", "variant"}, nil)
 	mcpDesc  = prometheus.NewDesc("agentd_mcp_children", "MCP server processes running (stdio servers, every tenant).", nil, nil)
+	refDesc  = prometheus.NewDesc("agentd_config_refused", "1 while a part of the configuration on disk (tree, canary.json, mcp.json) is invalid and the one served before keeps serving; retried at every poll.", []string{"part"}, nil)
 )
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc, mcpDesc} {
+	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc, mcpDesc, refDesc} {
 		ch <- d
 	}
 }
@@ -224,6 +228,15 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.src.MCPChildren != nil {
 		ch <- prometheus.MustNewConstMetric(mcpDesc, prometheus.GaugeValue, float64(s.src.MCPChildren()))
+	}
+	if s.src.Refused != nil {
+		for part, refused := range s.src.Refused() {
+			v := 0.0
+			if refused {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(refDesc, prometheus.GaugeValue, v, part)
+		}
 	}
 	if s.src.Canary != nil {
 		version, variants := s.src.Canary()

@@ -208,8 +208,9 @@ func (h *History) Status() Status {
 }
 
 // Reload reads canary.json and applies it if it changed since it was last
-// read. An invalid file is logged and reported by Status; the served
-// version does not change.
+// read, or if it was refused (it may need what the tree has gained since).
+// An invalid file is logged once per reason and reported by Status; the
+// served version does not change.
 func (h *History) Reload(ctx context.Context, why string) (Version, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -223,8 +224,10 @@ func (h *History) Reload(ctx context.Context, why string) (Version, bool, error)
 	h.fileHash = fileHash
 	v, err := h.applyFileLocked(ctx, data, fileHash, why)
 	if err != nil {
+		if h.fileErr == nil || h.fileErr.Error() != err.Error() { // retried at every poll: say it once per reason
+			h.log.Error("canary.json is invalid; the running configuration is unchanged, and the file is retried at every poll", zap.Int("version", h.cur.N), zap.Error(err))
+		}
 		h.fileErr = err
-		h.log.Error("canary.json is invalid; the running configuration is unchanged", zap.Int("version", h.cur.N), zap.Error(err))
 		return h.cur, false, err
 	}
 	h.fileErr = nil
