@@ -85,6 +85,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		ACP:     acpSrv.Handler(keys),
 		Metrics: met.Handler(metrics.Sources{
 			Sessions: pool.Live, Canary: func() (int, []metrics.Variant) { return canaryVariants(ctl) }, MCPChildren: ctl.MCPChildren,
+			GuardReported: ctl.GuardReported,
 		}),
 		OnRequest: met.Request,
 	})
