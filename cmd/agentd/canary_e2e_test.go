@@ -16,7 +16,6 @@ import (
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/llm/llmtest"
-	"github.com/agentd/agentd/internal/rollback"
 )
 
 // configDir makes a config tree whose .agentao/canary.json is doc and
@@ -414,7 +413,16 @@ func TestGuardReportsAProviderOutage(t *testing.T) {
 	st := p.do("GET", "/v1/admin/canary", opsKey, "")
 	var status struct {
 		Variants      []struct{ Halted bool }
-		GuardReported []rollback.Reported `json:"guard_reported"`
+		GuardReported []struct {
+			Dimension    string  `json:"dimension"`
+			Variant      string  `json:"variant"`
+			Signal       string  `json:"signal"`
+			VariantRate  float64 `json:"variant_rate"`
+			ControlRate  float64 `json:"control_rate"`
+			Ceiling      float64 `json:"ceiling"`
+			VariantTurns int     `json:"variant_turns"`
+			ControlTurns int     `json:"control_turns"`
+		} `json:"guard_reported"`
 	}
 	if err := json.Unmarshal([]byte(st.Raw), &status); err != nil {
 		t.Fatal(err)
