@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -370,6 +371,121 @@ func TestGuardHaltsAFailingVariant(t *testing.T) {
 	}
 	if m := p.do("GET", "/metrics", "", "").Raw; !strings.Contains(m, `agentd_canary_variant_halted{dimension="model",variant="broken"} 1`) {
 		t.Errorf("/metrics does not show the halt:\n%s", m)
+	}
+}
+
+// guardSessions creates sessions until there are n on the canary model and
+// n on stable (the variant has 50 %).
+func guardSessions(p *proc, n int) (canaryIDs, stableIDs []string) {
+	for i := 0; len(canaryIDs) < n || len(stableIDs) < n; i++ {
+		id, a := p.createAs(acmeKey, fmt.Sprint("user-", i))
+		if a["model"] == "canary-model" {
+			canaryIDs = append(canaryIDs, id)
+		} else {
+			stableIDs = append(stableIDs, id)
+		}
+	}
+	return canaryIDs[:n], stableIDs[:n]
+}
+
+// TestGuardReportsAProviderOutage: the LLM answers 500 to every model, so
+// stable fails as much as the canary variant. The guard halts nothing (not
+// even after a restart drained its pending work) and reports the condition
+// in the admin status, on /metrics and in one log line.
+func TestGuardReportsAProviderOutage(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	llm.SetResponder(func(r llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Status: 503, ErrorMessage: "provider outage"}
+	})
+	cfg := `{"models": ["stable-model", "canary-model"],
+	  "model": {"stable": "stable-model", "variants": [{"name": "good", "value": "canary-model", "percent": 50}]},
+	  "guard": {"min_samples": 8, "window": 20}}`
+	dir, data := configDir(t, cfg), t.TempDir()
+	p := start(t, llm, data, "AGENTD_CONFIG_DIR="+dir)
+	canaryIDs, stableIDs := guardSessions(p, 12)
+	for i := range canaryIDs {
+		for _, id := range []string{stableIDs[i], canaryIDs[i]} {
+			if r := p.turn(acmeKey, id, "hello"); outcome(r)["incomplete_reason"] != "llm_error" {
+				t.Fatalf("turn %d = %s; want llm_error", i, r.Raw)
+			}
+		}
+	}
+	st := p.do("GET", "/v1/admin/canary", opsKey, "")
+	var status struct {
+		Variants      []struct{ Halted bool }
+		GuardReported []struct {
+			Dimension    string  `json:"dimension"`
+			Variant      string  `json:"variant"`
+			Signal       string  `json:"signal"`
+			VariantRate  float64 `json:"variant_rate"`
+			ControlRate  float64 `json:"control_rate"`
+			Ceiling      float64 `json:"ceiling"`
+			VariantTurns int     `json:"variant_turns"`
+			ControlTurns int     `json:"control_turns"`
+		} `json:"guard_reported"`
+	}
+	if err := json.Unmarshal([]byte(st.Raw), &status); err != nil {
+		t.Fatal(err)
+	}
+	if len(status.Variants) != 1 || status.Variants[0].Halted {
+		t.Errorf("variants = %+v; want good, not halted", status.Variants)
+	}
+	if r := status.GuardReported; len(r) != 1 || r[0].Dimension != "model" || r[0].Variant != "good" || r[0].Signal != "llm_5xx_rate" ||
+		r[0].VariantRate != 1 || r[0].ControlRate != 1 || r[0].Ceiling != 0.05 || r[0].VariantTurns != 12 || r[0].ControlTurns < 8 {
+		t.Errorf("guard_reported = %+v; want model/good llm_5xx_rate, both at 100%% over the ceiling 5%%", r)
+	}
+	if m := p.do("GET", "/metrics", "", "").Raw; !strings.Contains(m, `agentd_guard_control_breach{dimension="model",signal="llm_5xx_rate"} 1`) {
+		t.Errorf("/metrics does not show the control breach:\n%s", m)
+	}
+	if !p.logged("stable is over the guard's ceiling too") {
+		t.Errorf("no log line for the reported outage")
+	} else if n := strings.Count(p.logs.String(), "stable is over the guard's ceiling too"); n != 1 {
+		t.Errorf("the outage was logged %d times over 12 turns; want once", n)
+	}
+	// A halt the guard asked for is served before it stops: after a
+	// restart, the history is still the initial version alone.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(15 * time.Second)
+	p = start(t, llm, data, "AGENTD_CONFIG_DIR="+dir)
+	vs := p.do("GET", "/v1/admin/versions", opsKey, "").Body["versions"].([]any)
+	if len(vs) != 1 {
+		t.Errorf("%d versions after the outage; want the initial one alone: %v", len(vs), vs)
+	}
+}
+
+// TestGuardHaltsAVariantWorseThanStable: the canary model fails one call
+// in two, stable none. That is under the ceiling canary.json sets (90 %),
+// so only the comparison with stable can halt it, and it does, citing both
+// rates and the margin.
+func TestGuardHaltsAVariantWorseThanStable(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	var canaryCalls atomic.Int64
+	llm.SetResponder(func(r llmtest.Request) llmtest.Reply {
+		if r.Model == "canary-model" && canaryCalls.Add(1)%2 == 0 {
+			return llmtest.Reply{Status: 500, ErrorMessage: "canary model is flaky"}
+		}
+		return llmtest.DefaultResponder(r)
+	})
+	cfg := `{"models": ["stable-model", "canary-model"],
+	  "model": {"stable": "stable-model", "variants": [{"name": "flaky", "value": "canary-model", "percent": 50}]},
+	  "guard": {"min_samples": 8, "window": 20, "llm_5xx_rate": 0.9}}`
+	p := start(t, llm, t.TempDir(), "AGENTD_CONFIG_DIR="+configDir(t, cfg))
+	canaryIDs, stableIDs := guardSessions(p, 8)
+	for i := range canaryIDs {
+		p.turn(acmeKey, stableIDs[i], "hello")
+		p.turn(acmeKey, canaryIDs[i], "hello")
+	}
+	var v map[string]any
+	waitFor(t, func() bool {
+		v = p.do("GET", "/v1/admin/versions?limit=1", opsKey, "").Body["versions"].([]any)[0].(map[string]any)
+		return v["kind"] == "halt"
+	})
+	want := "LLM 5xx rate 50.0% vs stable 0.0% (margin ×2, min +2 pts) over the variant's last 8 turns (4 of 8 calls)"
+	if v["actor"] != "auto" || !strings.Contains(v["reason"].(string), want) {
+		t.Errorf("automatic version = %v; want a halt citing %q", v, want)
+	}
+	if d := v["details"].(map[string]any); d["rule"] != "control" || d["rate"] != 0.5 || d["control_rate"] != 0.0 {
+		t.Errorf("details = %v; want rule control, rate 0.5, control_rate 0", d)
 	}
 }
 

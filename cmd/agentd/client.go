@@ -316,8 +316,14 @@ func printStatus(w io.Writer, out map[string]any) {
 	}
 	tw.Flush()
 	if g, ok := out["guard"].(map[string]any); ok {
-		fmt.Fprintf(w, "guard: after %v turns, halts on tool failures > %v, LLM 5xx > %v, tokens > %v× control (window %v turns, disabled %v)\n",
-			g["min_samples"], g["tool_failure_rate"], g["llm_5xx_rate"], g["token_ratio"], g["window"], g["disabled"] == true)
+		fmt.Fprintf(w, "guard: after %v turns, halts on tool failures > %v× stable and +%v or > %v, LLM 5xx > %v× stable and +%v or > %v, tokens > %v× stable (window %v turns, disabled %v)\n",
+			g["min_samples"], g["tool_failure_ratio"], g["tool_failure_min_delta"], g["tool_failure_rate"],
+			g["llm_5xx_ratio"], g["llm_5xx_min_delta"], g["llm_5xx_rate"], g["token_ratio"], g["window"], g["disabled"] == true)
+	}
+	for _, r := range asList(out["guard_reported"]) {
+		m := r.(map[string]any)
+		fmt.Fprintf(w, "  not halted, stable is over the ceiling too: %v/%v %v %.3f (stable %.3f, ceiling %v) since %v\n",
+			m["dimension"], m["variant"], m["signal"], m["variant_rate"], m["control_rate"], m["ceiling"], m["since"])
 	}
 	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, s := range asList(out["guard_windows"]) {

@@ -92,6 +92,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 				}
 				return out
 			},
+			GuardReported: ctl.GuardReported,
 		}),
 		OnRequest: met.Request,
 	})

@@ -94,6 +94,58 @@ func TestDefaultsFillOmittedDimensions(t *testing.T) {
 	}
 }
 
+// TestGuardMargins: the margins against the control take their defaults,
+// accept what an operator writes, and refuse what makes no sense with the
+// key's name; an unknown guard key is refused.
+func TestGuardMargins(t *testing.T) {
+	tests := []struct {
+		name    string
+		guard   string
+		want    func(g *canary.Guard) // the change from the defaults
+		wantErr []string
+	}{
+		{"defaults", `{}`, func(g *canary.Guard) {}, nil},
+		{"every margin set", `{"tool_failure_ratio":1.5,"tool_failure_min_delta":0.03,"llm_5xx_ratio":3,"llm_5xx_min_delta":0.01}`,
+			func(g *canary.Guard) {
+				g.ToolFailureRatio, g.ToolFailureMinDelta, g.LLM5xxRatio, g.LLM5xxMinDelta = 1.5, 0.03, 3, 0.01
+			}, nil},
+		{"ratio 1 means any worse by the minimum", `{"llm_5xx_ratio":1}`, func(g *canary.Guard) { g.LLM5xxRatio = 1 }, nil},
+		{"ceilings keep their keys", `{"tool_failure_rate":0.2,"llm_5xx_rate":0.1}`,
+			func(g *canary.Guard) { g.ToolFailureRate, g.LLM5xxRate = 0.2, 0.1 }, nil},
+		{"ratio below 1", `{"tool_failure_ratio":0.5}`, nil, []string{"guard.tool_failure_ratio: must be at least 1"}},
+		{"negative ratio", `{"llm_5xx_ratio":-2}`, nil, []string{"guard.llm_5xx_ratio: must be at least 1"}},
+		{"delta over 1", `{"tool_failure_min_delta":5}`, nil, []string{"guard.tool_failure_min_delta: 5 is out of range"}},
+		{"negative delta", `{"llm_5xx_min_delta":-0.01}`, nil, []string{"guard.llm_5xx_min_delta: -0.01 is out of range"}},
+		{"every problem at once", `{"tool_failure_ratio":0.9,"llm_5xx_min_delta":2}`, nil,
+			[]string{"guard.tool_failure_ratio", "guard.llm_5xx_min_delta"}},
+		{"unknown key", `{"tool_failure_margin":2}`, nil, []string{`unknown field "tool_failure_margin"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := canary.Parse([]byte(`{"guard":`+tc.guard+`}`), known)
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatalf("Parse(guard %s) succeeded; want errors %q", tc.guard, tc.wantErr)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("Parse error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(guard %s) = %v", tc.guard, err)
+			}
+			want := canary.DefaultGuard()
+			tc.want(&want)
+			if got := p.Guard(); got != want {
+				t.Errorf("Guard() = %+v; want %+v", got, want)
+			}
+		})
+	}
+}
+
 func modelDoc(percent float64, extra string) string {
 	return fmt.Sprintf(`{"models":["gpt-4o","gpt-5","o9"],"model":{"stable":"gpt-4o","variants":[{"name":"canary","value":"gpt-5","percent":%v}%s]}}`, percent, extra)
 }

@@ -117,11 +117,26 @@ const (
 
 // Guard configures the rollback guard (internal/rollback). Zero fields take
 // the defaults of DefaultGuard.
+//
+// Tool failures and LLM 5xx are judged two ways. Against the control: a
+// variant is halted when its rate is more than Ratio times its stable
+// control's over the same stretch of turns and more than MinDelta (a
+// fraction of calls, 0.05 = 5 points) above it; the minimum keeps tiny rates
+// from halting (1% against 0.2% is 5× but less than a point). Against the
+// ceiling (ToolFailureRate, LLM5xxRate): a variant over it is halted unless
+// its control is over it too, which is an outage of a shared dependency,
+// not the variant's fault: that is reported, not halted.
 type Guard struct {
-	MinSamples      int     `json:"min_samples,omitempty"`
+	MinSamples int `json:"min_samples,omitempty"`
+	// ToolFailureRate and LLM5xxRate are the absolute ceilings.
 	ToolFailureRate float64 `json:"tool_failure_rate,omitempty"`
 	LLM5xxRate      float64 `json:"llm_5xx_rate,omitempty"`
-	TokenRatio      float64 `json:"token_ratio,omitempty"`
+	// The margins against the control.
+	ToolFailureRatio    float64 `json:"tool_failure_ratio,omitempty"`
+	ToolFailureMinDelta float64 `json:"tool_failure_min_delta,omitempty"`
+	LLM5xxRatio         float64 `json:"llm_5xx_ratio,omitempty"`
+	LLM5xxMinDelta      float64 `json:"llm_5xx_min_delta,omitempty"`
+	TokenRatio          float64 `json:"token_ratio,omitempty"`
 	// Window is how many recent turns of a variant (and of its control) are
 	// compared.
 	Window int `json:"window,omitempty"`
@@ -131,7 +146,8 @@ type Guard struct {
 
 // DefaultGuard is the seed's thresholds.
 func DefaultGuard() Guard {
-	return Guard{MinSamples: 50, ToolFailureRate: 0.10, LLM5xxRate: 0.05, TokenRatio: 1.5, Window: 200}
+	return Guard{MinSamples: 50, ToolFailureRate: 0.10, LLM5xxRate: 0.05, TokenRatio: 1.5, Window: 200,
+		ToolFailureRatio: 2, ToolFailureMinDelta: 0.05, LLM5xxRatio: 2, LLM5xxMinDelta: 0.02}
 }
 
 // Document is canary.json as written by operators.
@@ -413,10 +429,29 @@ func Compile(doc Document, known Known) (*Policy, error) {
 			{"guard.tool_failure_rate", g.ToolFailureRate, &p.guard.ToolFailureRate, 1},
 			{"guard.llm_5xx_rate", g.LLM5xxRate, &p.guard.LLM5xxRate, 1},
 			{"guard.token_ratio", g.TokenRatio, &p.guard.TokenRatio, math.MaxFloat64},
+			{"guard.tool_failure_min_delta", g.ToolFailureMinDelta, &p.guard.ToolFailureMinDelta, 1},
+			{"guard.llm_5xx_min_delta", g.LLM5xxMinDelta, &p.guard.LLM5xxMinDelta, 1},
 		} {
 			switch {
 			case f.v < 0 || f.v > f.max:
 				bad(f.name, "%v is out of range", f.v)
+			case f.v > 0:
+				*f.dst = f.v
+			}
+		}
+		// A ratio below 1 would halt a variant that does better than
+		// stable.
+		for _, f := range []struct {
+			name string
+			v    float64
+			dst  *float64
+		}{
+			{"guard.tool_failure_ratio", g.ToolFailureRatio, &p.guard.ToolFailureRatio},
+			{"guard.llm_5xx_ratio", g.LLM5xxRatio, &p.guard.LLM5xxRatio},
+		} {
+			switch {
+			case f.v < 0 || f.v > 0 && f.v < 1:
+				bad(f.name, "must be at least 1 (how many times stable's rate a variant may reach), not %v", f.v)
 			case f.v > 0:
 				*f.dst = f.v
 			}

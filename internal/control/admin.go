@@ -78,3 +78,7 @@ func (p *Plane) Revert(ctx context.Context, n int, actor, reason string) (rollba
 // GuardWindows returns what the guard measures now, per variant and
 // control.
 func (p *Plane) GuardWindows() []rollback.Stats { return p.guard.Stats() }
+
+// GuardReported returns the ceiling breaches the guard reports instead of
+// halting, because stable is over the same ceiling (an outage both share).
+func (p *Plane) GuardReported() []rollback.Reported { return p.guard.Reported() }

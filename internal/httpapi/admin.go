@@ -32,6 +32,7 @@ type Control interface {
 	Halt(ctx context.Context, dim canary.Dimension, variant, actor, reason string) (rollback.Version, bool, error)
 	Revert(ctx context.Context, n int, actor, reason string) (rollback.Version, error)
 	GuardWindows() []rollback.Stats
+	GuardReported() []rollback.Reported
 }
 
 func (s *Server) adminRoutes(r chi.Router) {
@@ -85,7 +86,10 @@ type canaryView struct {
 	Variants     []variantView     `json:"variants"`
 	Guard        canary.Guard      `json:"guard"`
 	GuardWindows []rollback.Stats  `json:"guard_windows"`
-	Config       json.RawMessage   `json:"config"`
+	// GuardReported are the ceiling breaches the guard did not halt for
+	// because stable is over the ceiling too.
+	GuardReported []rollback.Reported `json:"guard_reported"`
+	Config        json.RawMessage     `json:"config"`
 }
 
 func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +99,7 @@ func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
 	out := canaryView{
 		Version: v.N, AppliedAt: v.At, Actor: v.Actor, Reason: v.Reason, DiffersFromFile: st.DiffersFromFile,
 		FileError: st.FileError, Refused: c.Refused(), Stable: map[string]string{}, Variants: []variantView{}, Guard: p.Guard(),
-		GuardWindows: []rollback.Stats{}, Config: v.Canary,
+		GuardWindows: []rollback.Stats{}, GuardReported: c.GuardReported(), Config: v.Canary,
 	}
 	doc := p.Document()
 	for _, dim := range canary.Dimensions() {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agentd/agentd/internal/canary"
+	"github.com/agentd/agentd/internal/rollback"
 	"github.com/agentd/agentd/internal/session"
 )
 
@@ -69,6 +70,9 @@ type Sources struct {
 	// Refused returns, for each part of the configuration that can be
 	// refused (RefusedParts), whether the version on disk is refused.
 	Refused func() map[string]bool
+	// GuardReported returns the ceiling breaches the guard reports
+	// instead of halting (stable is over the ceiling too).
+	GuardReported func() []rollback.Reported
 }
 
 // Metrics records agentd's metrics in its own registry.
@@ -205,17 +209,20 @@ func itoa(code int) string {
 type scrape struct{ src Sources }
 
 var (
-	liveDesc = prometheus.NewDesc("agentd_sessions_live", "Sessions held in memory (the pool; others are on disk and reload on use).", nil, nil)
-	runDesc  = prometheus.NewDesc("agentd_turns_running", "Turns running now.", nil, nil)
-	verDesc  = prometheus.NewDesc("agentd_config_version", "The configuration version served (agentd canary status).", nil, nil)
-	pctDesc  = prometheus.NewDesc("agentd_canary_variant_percent", "A canary variant's configured percent of users.", []string{"dimension", "variant"}, nil)
-	haltDesc = prometheus.NewDesc("agentd_canary_variant_halted", "1 if a canary variant is halted (its users are on stable), else 0.", []string{"dimension", "variant"}, nil)
-	mcpDesc  = prometheus.NewDesc("agentd_mcp_children", "MCP server processes running (stdio servers, every tenant).", nil, nil)
-	refDesc  = prometheus.NewDesc("agentd_config_refused", "1 while a part of the configuration on disk (tree, canary.json, mcp.json) is invalid and the one served before keeps serving; retried at every poll.", []string{"part"}, nil)
+	liveDesc   = prometheus.NewDesc("agentd_sessions_live", "Sessions held in memory (the pool; others are on disk and reload on use).", nil, nil)
+	runDesc    = prometheus.NewDesc("agentd_turns_running", "Turns running now.", nil, nil)
+	verDesc    = prometheus.NewDesc("agentd_config_version", "The configuration version served (agentd canary status).", nil, nil)
+	pctDesc    = prometheus.NewDesc("agentd_canary_variant_percent", "A canary variant's configured percent of users.", []string{"dimension", "variant"}, nil)
+	haltDesc   = prometheus.NewDesc("agentd_canary_variant_halted", "1 if a canary variant is halted (its users are on stable), else 0.", []string{"dimension", "variant"}, nil)
+	mcpDesc    = prometheus.NewDesc("agentd_mcp_children", "MCP server processes running (stdio servers, every tenant).", nil, nil)
+	breachDesc = prometheus.NewDesc("agentd_guard_control_breach",
+		"1 while a variant of the dimension is over the guard's ceiling for the signal (tool_failure_rate, llm_5xx_rate) but is not halted because stable is over it too: an outage both share. 0 otherwise.",
+		[]string{"dimension", "signal"}, nil)
+	refDesc = prometheus.NewDesc("agentd_config_refused", "1 while a part of the configuration on disk (tree, canary.json, mcp.json) is invalid and the one served before keeps serving; retried at every poll.", []string{"part"}, nil)
 )
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc, mcpDesc, refDesc} {
+	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc, mcpDesc, breachDesc, refDesc} {
 		ch <- d
 	}
 }
@@ -236,6 +243,23 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			ch <- prometheus.MustNewConstMetric(refDesc, prometheus.GaugeValue, v, part)
+		}
+	}
+	if s.src.GuardReported != nil {
+		// Every dimension and signal has a series, at 0 when nothing is
+		// reported, so that an alert on it does not depend on absence.
+		on := map[[2]string]bool{}
+		for _, r := range s.src.GuardReported() {
+			on[[2]string{r.Dimension, r.Signal}] = true
+		}
+		for _, dim := range canary.Dimensions() {
+			for _, sig := range rollback.Signals() {
+				v := 0.0
+				if on[[2]string{dim.String(), sig}] {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(breachDesc, prometheus.GaugeValue, v, dim.String(), sig)
+			}
 		}
 	}
 	if s.src.Canary != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentd/agentd/internal/canary"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/internal/rollback"
 )
 
 func scrape(t *testing.T, h http.Handler) string {
@@ -33,6 +34,9 @@ func TestMetrics(t *testing.T) {
 				{Dimension: "model", Name: "beta", Percent: 5},
 				{Dimension: "rules", Name: "strict", Percent: 0.5, Halted: true},
 			}
+		},
+		GuardReported: func() []rollback.Reported {
+			return []rollback.Reported{{Dimension: "model", Variant: "beta", Signal: rollback.SignalLLM5xx, VariantRate: 0.5, ControlRate: 0.4, Ceiling: 0.05}}
 		},
 	})
 	m.Turn(metrics.Turn{Model: "gpt-5", Variants: canary.ByDimension{"beta"}, Status: "ok", Duration: 300 * time.Millisecond,
@@ -77,6 +81,10 @@ func TestMetrics(t *testing.T) {
 		`agentd_canary_variant_percent{dimension="model",variant="beta"} 5`,
 		`agentd_canary_variant_halted{dimension="model",variant="beta"} 0`,
 		`agentd_canary_variant_halted{dimension="rules",variant="strict"} 1`,
+		`agentd_guard_control_breach{dimension="model",signal="llm_5xx_rate"} 1`,
+		// Every dimension and signal has its series, at 0 when clear.
+		`agentd_guard_control_breach{dimension="model",signal="tool_failure_rate"} 0`,
+		`agentd_guard_control_breach{dimension="instructions",signal="llm_5xx_rate"} 0`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	} {
