@@ -1,6 +1,8 @@
 package permission_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,9 +36,21 @@ func FuzzCheckShell(f *testing.F) {
 	})
 }
 
-// FuzzParse: any file is either rules or an error, without a panic; and
-// what parses can be checked.
+// FuzzParse: any file is either rules or an error with a message, without
+// a panic; and what parses can be checked. The shipped rule versions
+// (.agentao/permissions/*.json) are seeds.
 func FuzzParse(f *testing.F) {
+	shipped, err := filepath.Glob(filepath.Join("..", "..", ".agentao", "permissions", "*.json"))
+	if err != nil || len(shipped) == 0 {
+		f.Fatalf("no shipped rule version found: %v", err)
+	}
+	for _, p := range shipped {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	for _, s := range []string{
 		`{}`, `{"mode":"plan","rules":[{"tool":"x","args":{"a":"b"},"action":"deny"}]}`,
 		`{"rules":[{"tool":"web_fetch","domain":{"url_arg":"u","allowlist":[".a"],"blocklist":["10."]}}]}`,
@@ -48,6 +62,9 @@ func FuzzParse(f *testing.F) {
 		r, err := permission.Parse("fuzz", data)
 		if (r == nil) == (err == nil) {
 			t.Fatalf("Parse = %v, %v; want exactly one of rules and error", r, err)
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatal("Parse error has an empty message")
 		}
 		if r != nil {
 			r.Check(permission.Call{Tool: "web_fetch", Args: map[string]any{"url": "https://a/", "u": 1}})
