@@ -194,7 +194,7 @@ func BenchmarkShutdown1000(b *testing.B) {
 		}
 		b.StartTimer()
 		began := time.Now()
-		if err := a.shutdown(context.Background(), nil); err != nil {
+		if err := a.shutdown(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		total += time.Since(began)

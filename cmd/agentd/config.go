@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/internal/flagenv"
+	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/tools"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	APIKeysFile     string
 	LLMMaxAttempts  int
 	ShutdownTimeout time.Duration
+	HTTP            httpapi.Timeouts
+	WSPingInterval  time.Duration
+	WSPongTimeout   time.Duration
 	TurnTimeout     time.Duration
 	MaxIterations   int
 	ContextTokens   int
@@ -115,6 +119,12 @@ func serveOptions(c *Config) []option {
 				c.ShutdownTimeout, err = flagenv.DurIn(v, 100*time.Millisecond, 10*time.Minute)
 				return
 			}},
+		durOption("read-header-timeout", "AGENTD_READ_HEADER_TIMEOUT", "10s", "limit of a request's header, from its first byte", &c.HTTP.ReadHeader),
+		durOption("read-timeout", "AGENTD_READ_TIMEOUT", "30s", "limit of a whole request, header and body, from its first byte (before authentication)", &c.HTTP.Read),
+		durOption("write-timeout", "AGENTD_WRITE_TIMEOUT", "30s", "limit of one write to a client (re-armed per write: streams and long turns are not cut)", &c.HTTP.Write),
+		durOption("idle-timeout", "AGENTD_IDLE_TIMEOUT", "2m", "how long a kept-alive connection waits for its next request", &c.HTTP.Idle),
+		durOption("ws-ping-interval", "AGENTD_WS_PING_INTERVAL", "30s", "interval of the pings on ACP WebSockets", &c.WSPingInterval),
+		durOption("ws-pong-timeout", "AGENTD_WS_PONG_TIMEOUT", "30s", "how long a WebSocket ping waits for its pong before the client is disconnected", &c.WSPongTimeout),
 		{Flag: "turn-timeout", Env: "AGENTD_TURN_TIMEOUT", Default: "10m", Arg: "DUR", Usage: "wall-clock limit of one turn; it ends cancelled with reason timeout",
 			Apply: func(v string) (err error) {
 				c.TurnTimeout, err = flagenv.DurIn(v, time.Second, 24*time.Hour)
@@ -166,6 +176,12 @@ func serveOptions(c *Config) []option {
 				return fmt.Errorf("want debug, info, warn or error, got %q", v)
 			}},
 	}
+}
+
+// durOption is a duration setting from 10 ms to 24 h.
+func durOption(flag, env, def, usage string, dst *time.Duration) option {
+	return option{Flag: flag, Env: env, Default: def, Arg: "DUR", Usage: usage,
+		Apply: func(v string) (err error) { *dst, err = flagenv.DurIn(v, 10*time.Millisecond, 24*time.Hour); return }}
 }
 
 // parseServe builds and validates the serve configuration.

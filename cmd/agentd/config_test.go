@@ -38,7 +38,19 @@ func TestParseServe(t *testing.T) {
 			if len(c.Models) != 1 || c.Models[0] != "gpt-4o" {
 				t.Errorf("catalog = %v; want the model alone", c.Models)
 			}
+			if h := c.HTTP; h.ReadHeader != 10*time.Second || h.Read != 30*time.Second || h.Write != 30*time.Second || h.Idle != 2*time.Minute ||
+				c.WSPingInterval != 30*time.Second || c.WSPongTimeout != 30*time.Second {
+				t.Errorf("timeouts = %+v, ping %v, pong %v", h, c.WSPingInterval, c.WSPongTimeout)
+			}
 		}},
+		{name: "timeouts", args: []string{"--write-timeout=5s", "--ws-pong-timeout", "2s"}, env: with("AGENTD_READ_TIMEOUT", "1m", "AGENTD_WS_PING_INTERVAL", "250ms"),
+			check: func(t *testing.T, c Config) {
+				if c.HTTP.Read != time.Minute || c.HTTP.Write != 5*time.Second || c.WSPingInterval != 250*time.Millisecond || c.WSPongTimeout != 2*time.Second {
+					t.Errorf("timeouts = %+v, ping %v, pong %v", c.HTTP, c.WSPingInterval, c.WSPongTimeout)
+				}
+			}},
+		{name: "bad timeouts", env: with("AGENTD_READ_TIMEOUT", "0s", "AGENTD_IDLE_TIMEOUT", "soon"),
+			wantErr: []string{"AGENTD_READ_TIMEOUT", "AGENTD_IDLE_TIMEOUT"}},
 		{name: "environment", env: with("AGENTD_ADDR", "127.0.0.1:9000", "AGENTD_SHUTDOWN_TIMEOUT", "5s", "AGENTD_MODELS", "gpt-5, gpt-4o ,"),
 			check: func(t *testing.T, c Config) {
 				if c.Addr != "127.0.0.1:9000" || c.ShutdownTimeout != 5*time.Second || strings.Join(c.Models, ",") != "gpt-4o,gpt-5" {

@@ -712,7 +712,8 @@ func TestHelpListsEveryEnvironmentVariable(t *testing.T) {
 		t.Fatalf("serve --help: %v\n%s", err, out)
 	}
 	for _, env := range []string{"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "AGENTD_ADDR", "AGENTD_DATA", "AGENTD_CONFIG_DIR",
-		"AGENTD_API_KEYS", "AGENTD_API_KEYS_FILE", "AGENTD_LLM_MAX_ATTEMPTS", "AGENTD_SHUTDOWN_TIMEOUT"} {
+		"AGENTD_API_KEYS", "AGENTD_API_KEYS_FILE", "AGENTD_LLM_MAX_ATTEMPTS", "AGENTD_SHUTDOWN_TIMEOUT",
+		"AGENTD_READ_HEADER_TIMEOUT", "AGENTD_READ_TIMEOUT", "AGENTD_WRITE_TIMEOUT", "AGENTD_IDLE_TIMEOUT", "AGENTD_WS_PING_INTERVAL", "AGENTD_WS_PONG_TIMEOUT"} {
 		if !bytes.Contains(out, []byte(env)) {
 			t.Errorf("serve --help does not mention %s", env)
 		}

@@ -78,9 +78,10 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, err
 	}
-	acpSrv := acp.New(pool, acp.Config{Models: ctl.Models, Version: version, Logger: log})
+	acpSrv := acp.New(pool, acp.Config{Models: ctl.Models, Version: version, Logger: log,
+		WriteTimeout: cfg.HTTP.Write, Heartbeat: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout})
 	api := httpapi.New(pool, keys, httpapi.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
+		MaxBodyBytes: cfg.MaxBodyBytes, Timeouts: cfg.HTTP, Logger: log,
 		Control: ctl,
 		ACP:     acpSrv.Handler(keys),
 		Metrics: met.Handler(metrics.Sources{
@@ -126,8 +127,9 @@ func canaryVariants(ctl *control.Plane) (int, []metrics.Variant) {
 }
 
 // shutdown drains the API, cancels and saves every running turn, then lets
-// srv's responses finish, all within the shutdown timeout.
-func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
+// their responses finish, all within the shutdown timeout. It waits on no
+// client that is not sending (httpapi.Server.Shutdown).
+func (a *app) shutdown(ctx context.Context) error {
 	a.api.Drain()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
@@ -136,10 +138,7 @@ func (a *app) shutdown(ctx context.Context, srv *http.Server) error {
 	// ACP WebSockets are hijacked connections srv.Shutdown does not wait
 	// for: answer their prompts ("cancelled") and close them.
 	err = errors.Join(err, a.acp.Shutdown(sctx))
-	if srv != nil {
-		err = errors.Join(err, srv.Shutdown(sctx)) // then let their responses finish
-	}
-	return err
+	return errors.Join(err, a.api.Shutdown(sctx)) // then let their responses finish
 }
 
 // startApp is newApp with the control plane's watcher running (SIGHUP
@@ -191,16 +190,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		_ = a.pool.Close()
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           a.api,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("http").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))),
-		// No ReadTimeout/WriteTimeout: a turn may stream for minutes. Body
-		// reads have their own deadline (httpapi).
-	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- a.api.HTTPServer().Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
 		zap.String("model", cfg.Model), zap.Strings("models", cfg.Models), zap.String("llm_base_url", cfg.OpenAIBaseURL),
 		zap.String("data", cfg.DataDir), zap.Int("api_keys", keys.Len()))
@@ -213,7 +204,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	began := time.Now()
 	log.Info("signal received: draining", zap.String("shutdown_timeout", cfg.ShutdownTimeout.String()))
-	err = a.shutdown(ctx, srv)
+	err = a.shutdown(ctx)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}

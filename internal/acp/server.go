@@ -45,6 +45,9 @@ type Config struct {
 	// Heartbeat is the interval of WebSocket pings, which keep proxies from
 	// closing a connection that waits on a long turn. Default 30 s.
 	Heartbeat time.Duration
+	// PongTimeout is how long a ping waits for its pong; a client that
+	// does not answer in time is disconnected. Default 30 s.
+	PongTimeout time.Duration
 	// ListPageSize is the number of sessions in one page of session/list.
 	// Default 100.
 	ListPageSize int
@@ -56,6 +59,7 @@ const (
 	DefaultMaxInFlight  = 64
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultHeartbeat    = 30 * time.Second
+	DefaultPongTimeout  = 30 * time.Second
 	DefaultListPageSize = 100
 )
 
@@ -87,6 +91,9 @@ func New(pool *session.Pool, cfg Config) *Server {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = DefaultPongTimeout
 	}
 	if cfg.ListPageSize <= 0 {
 		cfg.ListPageSize = DefaultListPageSize

@@ -99,7 +99,8 @@ func checkUser(user string) string {
 }
 
 // heartbeat pings the client every Heartbeat; a client that does not answer
-// within WriteTimeout is disconnected.
+// within PongTimeout is disconnected (its Serve then ends as if it had gone
+// away). The pong is read by Serve's read loop, which always runs.
 func (s *Server) heartbeat(ws *websocket.Conn) (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
@@ -112,10 +113,11 @@ func (s *Server) heartbeat(ws *websocket.Conn) (stop func()) {
 			case <-quit:
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PongTimeout)
 				err := ws.Ping(ctx)
 				cancel()
 				if err != nil {
+					s.log.Info("acp websocket: no pong in time; disconnecting", zap.String("pong_timeout", s.cfg.PongTimeout.String()), zap.Error(err))
 					_ = ws.CloseNow()
 					return
 				}

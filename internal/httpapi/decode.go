@@ -10,26 +10,28 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
-)
 
-// bodyReadTimeout bounds reading one request body, so a client trickling
-// bytes cannot hold a handler (the server has no global ReadTimeout, which
-// would also end long turns).
-const bodyReadTimeout = 30 * time.Second
+	"github.com/agentd/agentd/internal/session"
+)
 
 // decode reads a JSON object body into v, strictly: unknown fields, trailing
 // data and bodies over the limit are errors. An empty body is allowed when
 // optional is true and leaves v as it was.
+//
+// The read is bounded by the server's read timeout (Timeouts.Read), which
+// runs from the request's first byte; a client that stops sending gets 408,
+// or 503 if the server is shutting down (Shutdown cuts the read short).
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
-	defer rc.SetReadDeadline(time.Time{})
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return err
+		case isTimeout(err) && s.draining.Load():
+			return session.ErrShuttingDown
+		case isTimeout(err):
+			return &apiError{http.StatusRequestTimeout, CodeRequestTimeout, "the request body did not arrive within the read timeout"}
 		}
 		return errBadRequest(CodeInvalidJSON, "reading the body: "+err.Error())
 	}

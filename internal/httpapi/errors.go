@@ -32,6 +32,7 @@ const (
 	CodeUnknownVariant       = "unknown_variant"        // 404 no such variant in that dimension
 	CodeInternal             = "internal"               // 500 see the server log
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
+	CodeRequestTimeout       = "request_timeout"        // 408 the request body did not arrive within the read timeout
 )
 
 // apiError is an error with its HTTP status and code.

@@ -11,8 +11,10 @@ package httpapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -35,6 +37,8 @@ type Config struct {
 	// Heartbeat is the interval of SSE comment lines that keep proxies from
 	// closing a quiet stream. Default 15 s.
 	Heartbeat time.Duration
+	// Timeouts bound the waits on clients (HTTPServer).
+	Timeouts Timeouts
 	// Control enables /v1/admin (admin keys only): nil answers 503.
 	Control Control
 	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
@@ -67,6 +71,10 @@ type Server struct {
 	log      *zap.Logger
 	draining atomic.Bool
 	router   chi.Router
+	conns    conns
+
+	httpOnce sync.Once
+	http     *http.Server
 }
 
 // New returns the API for pool, authenticating with keys.
@@ -80,6 +88,7 @@ func New(pool *session.Pool, keys *tenant.Keys, cfg Config) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
+	cfg.Timeouts.setDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -97,7 +106,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog)
+	r.Use(s.accessLog, s.recoverer) // accessLog first: a recovered panic is logged, and its answer closes a half-read request
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
 	})
@@ -213,26 +222,48 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// loggingWriter records the status for the access log and keeps the
-// wrapped writer reachable for http.ResponseController (Flush, deadlines).
+// loggingWriter is the writer of every request: it records the status for
+// the access log, keeps the wrapped writer reachable for
+// http.ResponseController (Flush, deadlines), re-arms the write deadline
+// before each write (Timeouts.Write), and closes the connection after an
+// answer sent before the request body was read to its end.
 type loggingWriter struct {
 	http.ResponseWriter
-	status int
-	tenant string
+	rc           *http.ResponseController
+	writeTimeout time.Duration
+	body         *requestBody // nil for a request without a body
+	status       int
+	tenant       string
 }
 
 func (w *loggingWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		// net/http would otherwise read and discard the rest of the body
+		// before answering, from a client that may never send it.
+		if w.body != nil && !w.body.done.Load() {
+			w.Header().Set("Connection", "close")
+		}
 	}
+	w.armWrite()
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *loggingWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
+	w.armWrite()
 	return w.ResponseWriter.Write(b)
+}
+
+// armWrite gives the next write its own deadline: a response may come
+// long after its request (a turn), but no single write may block longer
+// than the write timeout on a client that does not read.
+func (w *loggingWriter) armWrite() {
+	if w.writeTimeout > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
 }
 
 func (w *loggingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -249,8 +280,19 @@ func (w *loggingWriter) statusOr200() int {
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
-		lw := &loggingWriter{ResponseWriter: w}
+		lw := &loggingWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: s.cfg.Timeouts.Write}
+		if r.ContentLength != 0 {
+			lw.body = &requestBody{ReadCloser: r.Body}
+			r.Body = lw.body
+			if nc, ok := r.Context().Value(connKey).(net.Conn); ok {
+				s.conns.track(nc, lw.body)
+			}
+		}
 		next.ServeHTTP(lw, r)
+		if lw.body != nil && !lw.body.done.Load() && time.Until(began.Add(s.cfg.Timeouts.Read)) > earlyCloseGrace {
+			// Answered early, with Connection: close (WriteHeader): see earlyCloseGrace.
+			_ = lw.rc.SetReadDeadline(time.Now().Add(earlyCloseGrace))
+		}
 		if s.cfg.OnRequest != nil {
 			route := ""
 			if rc := chi.RouteContext(r.Context()); rc != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -46,6 +47,12 @@ func newFixture(t *testing.T, steps ...agenttest.Step) *fixture {
 // newFixtureWith is newFixture with edit applied to the API's Config.
 func newFixtureWith(t *testing.T, edit func(*httpapi.Config), steps ...agenttest.Step) *fixture {
 	t.Helper()
+	return newFixtureOn(t, edit, nil, steps...)
+}
+
+// newFixtureOn is newFixtureWith serving on wrap(listener) when wrap is not nil.
+func newFixtureOn(t *testing.T, edit func(*httpapi.Config), wrap func(net.Listener) net.Listener, steps ...agenttest.Step) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := boltdb.Open(filepath.Join(dir, "agentd.db"), boltdb.Options{})
 	if err != nil {
@@ -77,7 +84,12 @@ func newFixtureWith(t *testing.T, edit func(*httpapi.Config), steps ...agenttest
 		edit(&cfg)
 	}
 	api := httpapi.New(pool, keys, cfg)
-	srv := httptest.NewServer(api)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = api.HTTPServer() // agentd's own server, with its timeouts
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, srv: srv, api: api, pool: pool, model: m}
 }

@@ -301,11 +301,20 @@ func (st *stream) send(name string, v any) {
 		return
 	}
 	st.beginLocked()
-	if _, err := st.w.Write([]byte("event: " + name + "\ndata: " + string(data) + "\n\n")); err != nil {
+	st.writeLocked("event: " + name + "\ndata: " + string(data) + "\n\n")
+}
+
+// writeLocked writes and flushes one piece of the stream. Each write has its
+// own deadline (loggingWriter): a client that stops reading fails it, its
+// request's context ends, and so does the turn (client-disconnected).
+func (st *stream) writeLocked(s string) {
+	if _, err := st.w.Write([]byte(s)); err != nil {
 		st.dead = true
 		return
 	}
-	_ = st.rc.Flush()
+	if err := st.rc.Flush(); err != nil {
+		st.dead = true
+	}
 }
 
 // heartbeat writes a comment line every d once the stream has begun.
@@ -323,11 +332,7 @@ func (st *stream) heartbeat(d time.Duration) (stop func()) {
 			case <-t.C:
 				st.mu.Lock()
 				if st.begun && !st.dead {
-					if _, err := st.w.Write([]byte(": keep-alive\n\n")); err != nil {
-						st.dead = true
-					} else {
-						_ = st.rc.Flush()
-					}
+					st.writeLocked(": keep-alive\n\n")
 				}
 				st.mu.Unlock()
 			}
