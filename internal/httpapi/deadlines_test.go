@@ -258,3 +258,50 @@ func TestSSEOutlivesWriteTimeout(t *testing.T) {
 		close(release)
 	}
 }
+
+// TestTurnOutlivesReadTimeout: the read timeout bounds the request, not
+// the answer. Once the body has arrived, net/http keeps a read pending on
+// the connection to notice a client that goes away; if the read deadline
+// of the request still applied to it, a turn longer than the read timeout
+// would be cancelled as client-disconnected when that read timed out.
+func TestTurnOutlivesReadTimeout(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			f := newFixtureWith(t, func(c *httpapi.Config) { c.Timeouts.Read = 100 * time.Millisecond })
+			started, release := make(chan struct{}), make(chan struct{})
+			f.model.Default = func(agent.Request) agenttest.Step {
+				close(started)
+				<-release
+				return agenttest.Reply("thought long")
+			}
+			id := f.create(acmeKey)
+			done := make(chan reply, 1)
+			go func() {
+				if stream {
+					req, _ := http.NewRequest("POST", f.srv.URL+"/v1/sessions/"+id+"/messages", strings.NewReader(`{"content":"go"}`))
+					req.Header.Set("Authorization", "Bearer "+acmeKey)
+					req.Header.Set("Accept", "text/event-stream")
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						done <- reply{status: -1, raw: err.Error()}
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					done <- reply{status: resp.StatusCode, raw: string(b)}
+					return
+				}
+				done <- f.do("POST", "/v1/sessions/"+id+"/messages", acmeKey, `{"content":"go"}`)
+			}()
+			<-started
+			// Wait until the read timeout has passed many times over: the
+			// request's deadline must not reach the turn.
+			time.Sleep(10 * 100 * time.Millisecond)
+			close(release)
+			r := <-done
+			if r.status != 200 || !strings.Contains(r.raw, "thought long") {
+				t.Errorf("turn longer than the read timeout = %d %.300s; want 200 with the reply", r.status, r.raw)
+			}
+		})
+	}
+}
