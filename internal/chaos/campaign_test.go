@@ -50,8 +50,9 @@ const (
 
 // settings are what the environment asks of the campaign.
 type settings struct {
-	runs int
-	seed uint64
+	runs   int
+	seed   uint64
+	budget time.Duration // 0: none
 }
 
 func settingsFromEnv(t *testing.T) settings {
@@ -62,6 +63,13 @@ func settingsFromEnv(t *testing.T) settings {
 			t.Fatalf("AGENTD_CHAOS_RUNS=%q: want a positive number of kills", v)
 		}
 		s.runs = n
+	}
+	if v := os.Getenv("AGENTD_CHAOS_BUDGET"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("AGENTD_CHAOS_BUDGET=%q: want a positive duration (\"14m\")", v)
+		}
+		s.budget = d
 	}
 	if v := os.Getenv("AGENTD_CHAOS_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -89,35 +97,36 @@ func TestCrashCampaign(t *testing.T) {
 		t.Skip("the crash campaign runs with AGENTD_CHAOS=1 (scripts/chaos)")
 	}
 	set := settingsFromEnv(t)
-	c := newCampaign(t, set)
 	began := time.Now()
+	c := newCampaign(t, set)
 	defer func() {
 		c.logf("%s", c.summary(set, time.Since(began)))
 		if len(c.violations) > 0 {
 			t.Errorf("%d violation(s); replay with:\n  %s", len(c.violations), set.replay())
 		}
 	}()
-	c.run()
+	c.run(began)
 }
 
 // campaign is the state of one crash campaign.
 type campaign struct {
-	t       *testing.T
-	set     settings
-	rng     *rand.Rand // the kill kinds and moments
-	binary  string
-	data    string
-	config  string
-	llm     *llmtest.Server
-	client  *http.Client
-	proc    *agentd
-	round   int // the current kill, from 1
-	slots   [slots]*convo
-	all     []*convo // every session ever created, in order
-	admin   []*adminWrite
-	counts  counts
-	mu      sync.Mutex // guards violations and counts from the load
-	badRuns map[int]bool
+	t        *testing.T
+	set      settings
+	rng      *rand.Rand // the kill kinds and moments
+	binary   string
+	data     string
+	config   string
+	llm      *llmtest.Server
+	client   *http.Client
+	proc     *agentd
+	round    int // the current kill, from 1
+	runsDone int
+	slots    [slots]*convo
+	all      []*convo // every session ever created, in order
+	admin    []*adminWrite
+	counts   counts
+	mu       sync.Mutex // guards violations and counts from the load
+	badRuns  map[int]bool
 	// violations are the invariants broken, each with its run.
 	violations      []string
 	seenInterrupted map[string]bool // session id + turn number
@@ -144,7 +153,6 @@ func newCampaign(t *testing.T, set settings) *campaign {
 		t: t, set: set, rng: rand.New(rand.NewPCG(set.seed, 0)), data: t.TempDir(), config: t.TempDir(),
 		llm:             llmtest.NewServer(t),
 		client:          &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * slots}},
-		badRuns:         map[int]bool{},
 		seenInterrupted: map[string]bool{},
 	}
 	c.counts.byKind = map[string]int{}
@@ -193,17 +201,26 @@ func (c *campaign) violate(format string, args ...any) {
 	defer c.mu.Unlock()
 	msg := fmt.Sprintf("run %d: ", c.round) + fmt.Sprintf(format, args...)
 	c.violations = append(c.violations, msg)
-	c.badRuns[c.round] = true
 	c.t.Error(msg)
 }
 
-// run is the campaign: start, load, kill, check, set.runs times, then a
-// last restart, a clean stop and the checks of the whole history.
-func (c *campaign) run() {
+// run is the campaign: start, then set.runs times load, kill, restart and
+// check; then the checks of every session, a clean stop, and the checks of
+// the store and the workspaces.
+func (c *campaign) run(began time.Time) {
 	c.start()
 	c.createSessions()
 	for c.round = 1; c.round <= c.set.runs; c.round++ {
+		if c.set.budget > 0 && time.Since(began) > c.set.budget {
+			c.t.Errorf("over budget: %v spent before run %d of %d (AGENTD_CHAOS_BUDGET=%v); the campaign must fit its CI step", time.Since(began).Round(time.Second), c.round, c.set.runs, c.set.budget)
+			break
+		}
 		c.cycle()
+		c.runsDone++
+		if c.runsDone%25 == 0 {
+			c.logf("run %d of %d: %d SIGKILL, %d SIGTERM, %d turns acknowledged, %d violations, %v", c.runsDone, c.set.runs,
+				c.counts.sigkill, c.counts.sigterm, c.counts.turnsAcked, len(c.violations), time.Since(began).Round(time.Second))
+		}
 		if len(c.violations) > 0 {
 			c.logf("agentd logs of run %d (tail):\n%s", c.round, c.proc.logs.tail(8000))
 			return
@@ -215,13 +232,6 @@ func (c *campaign) run() {
 	c.stop(syscall.SIGTERM)
 	c.checkStore()
 	c.checkWorkspaces()
-	if os.Getenv("CHAOS_DEBUG") != "" {
-		for _, s := range c.all {
-			for _, tr := range s.turns {
-				c.logf("%s %s tool=%v state=%d n=%d status=%s reply=%.80q why=%.120s", tr.marker, tr.kind, tr.tool, tr.state, tr.n, tr.status, tr.reply, tr.why)
-			}
-		}
-	}
 }
 
 // cycle is one run: load, a kill at a random moment, the orphan check, a
@@ -401,7 +411,7 @@ func (c *campaign) summary(set settings, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "crash campaign summary\n")
 	fmt.Fprintf(&b, "  seed:                %d\n", set.seed)
-	fmt.Fprintf(&b, "  runs:                %d of %d\n", min(c.round, set.runs), set.runs)
+	fmt.Fprintf(&b, "  runs:                %d of %d\n", c.runsDone, set.runs)
 	fmt.Fprintf(&b, "  kills:               %d SIGKILL, %d SIGTERM (the final stop included: %d)\n", k.sigkill, k.sigterm, k.sigkill+k.sigterm)
 	fmt.Fprintf(&b, "  SIGTERM not exit 0:  %d\n", k.sigtermNonZero)
 	fmt.Fprintf(&b, "  sessions created:    %d\n", k.sessionsCreated)
