@@ -311,10 +311,13 @@ func (c *campaign) start() {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		listening := false
 		for sc.Scan() {
-			p.logs.Write(append(sc.Bytes(), '\n'))
+			p.logs.Write(sc.Bytes()) // not append(sc.Bytes(), …): that would write into the scanner's buffer
+			p.logs.Write([]byte{'\n'})
 			var line struct{ Msg, Addr string }
-			if len(addr) == 0 && json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			if !listening && json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				listening = true
 				addr <- line.Addr
 			}
 		}

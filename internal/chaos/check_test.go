@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/agentd/agentd/internal/agent"
@@ -420,4 +422,58 @@ func (c *campaign) scanProcesses(exe, data string) []string {
 	}
 	slices.Sort(found)
 	return found
+}
+
+// TestOrphanScanFindsLeftovers proves invariant 5 can fail: a process
+// working under the data directory, or running the agentd binary, is
+// found, and is no longer once it is gone. It runs in the normal suite
+// (no agentd needed).
+func TestOrphanScanFindsLeftovers(t *testing.T) {
+	data := t.TempDir()
+	sys, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatalf("no sleep(1) to leave behind: %v", err)
+	}
+	// A copy of its own: other tests on the machine may run sleep too.
+	b, err := os.ReadFile(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep := filepath.Join(t.TempDir(), "sleep")
+	if err := os.WriteFile(sleep, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		cwd    string // the leftover's working directory
+		binary string // what the campaign calls the agentd binary
+	}{
+		{"a command in a workspace", filepath.Join(data, "workspaces", "acme", "s1"), filepath.Join(t.TempDir(), "agentd")},
+		{"the agentd binary (a sandbox helper)", t.TempDir(), sleep},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.MkdirAll(tc.cwd, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			exe, _ := filepath.EvalSymlinks(tc.binary)
+			if exe == "" {
+				exe = tc.binary
+			}
+			c := &campaign{t: t}
+			cmd := exec.Command(sleep, "60")
+			cmd.Dir = tc.cwd
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			found := c.scanProcesses(exe, data)
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if len(found) != 1 || !strings.Contains(found[0], fmt.Sprintf("pid %d ", cmd.Process.Pid)) {
+				t.Errorf("scan with a leftover = %q; want it (pid %d)", found, cmd.Process.Pid)
+			}
+			if left := c.scanProcesses(exe, data); len(left) != 0 {
+				t.Errorf("scan after it ended = %q; want nothing", left)
+			}
+		})
+	}
 }
