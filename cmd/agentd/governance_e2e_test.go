@@ -285,7 +285,7 @@ func TestConfigReload(t *testing.T) {
 		t.Errorf("version after editing rules v1 = %v", v)
 	}
 	writeFile(t, dir, ".agentao/permissions/v1.json", `{"rules": [{"tool": "(", "action": "allow"}]}`)
-	waitFor(t, func() bool { return strings.Contains(p.logs.String(), "the configuration tree changed but is invalid") })
+	waitFor(t, func() bool { return strings.Contains(p.logs.String(), "the configuration tree on disk is invalid") })
 	id := p.create(acmeKey)
 	p.turn(acmeKey, id, `[[tool glob {"pattern":"*"}]]`)
 	if res := lastToolResult(llm); !strings.HasPrefix(res, "Tool execution denied: 'glob'") {
