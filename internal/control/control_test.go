@@ -233,6 +233,34 @@ func TestRefusedTreeIsRetried(t *testing.T) {
 	}
 }
 
+// TestRefusedFilesAreRetried: an invalid canary.json or mcp.json is
+// named by Refused with why, retried at every poll and logged once per
+// reason, and forgotten once the file is valid again (or back to what is
+// served).
+func TestRefusedFilesAreRetried(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	p, dir := newPlaneLogged(t, baseTree(), zap.New(core))
+	ctx := context.Background()
+	count := func(msg string) int { return logs.FilterMessageSnippet(msg).Len() }
+	writeTree(t, dir, map[string]string{".agentao/canary.json": `{"rules": {"stable": "v9"}}`, ".agentao/mcp.json": `{"servers": {"x": {}}}`})
+	for range 3 {
+		p.Refresh(ctx, "poll", false)
+	}
+	r := p.Refused()
+	if !strings.Contains(r[control.PartCanary], "v9") || r[control.PartMCP] == "" || r[control.PartTree] != "" {
+		t.Fatalf("Refused = %q; want canary.json and mcp.json, with why", r)
+	}
+	if c, m := count("canary.json is invalid"), count("mcp.json changed but is invalid"); c != 1 || m != 1 {
+		t.Errorf("after 3 polls: %d canary.json and %d mcp.json log lines; want 1 each", c, m)
+	}
+	writeTree(t, dir, map[string]string{".agentao/canary.json": `{}`})
+	os.Remove(filepath.Join(dir, ".agentao/mcp.json")) // back to what is served: no servers
+	p.Refresh(ctx, "poll", false)
+	if r := p.Refused(); len(r) != 0 {
+		t.Errorf("Refused after the fixes = %q; want nothing", r)
+	}
+}
+
 func TestHaltAndRevert(t *testing.T) {
 	files := baseTree()
 	files[".agentao/canary.json"] = `{"models": ["m-stable", "m-beta"], "model": {"stable": "m-stable", "variants": [{"name": "beta", "value": "m-beta", "users": ["alice"]}]}}`
