@@ -423,6 +423,25 @@ func TestGoneValueMovesToStable(t *testing.T) {
 	}
 }
 
+// TestChosenModelLeavesTheCatalog: a model the session chose itself (not
+// its assignment's) is kept while it is in the catalog and replaced by the
+// assignment's once it leaves.
+func TestChosenModelLeavesTheCatalog(t *testing.T) {
+	files := baseTree()
+	files[".agentao/canary.json"] = `{"models": ["m-stable", "m-beta"]}`
+	p, _ := newPlane(t, files)
+	s := newSession(t, p, "dora")
+	s.Model = "m-beta" // chosen over ACP or PUT .../model
+	if changes := p.Rebind(s); len(changes) != 0 || s.Model != "m-beta" {
+		t.Fatalf("Rebind with the chosen model in the catalog = %q, %s; want it kept", changes, s.Model)
+	}
+	apply(t, p, `{"models": ["m-stable"]}`)
+	changes := p.Rebind(s)
+	if s.Model != "m-stable" || len(changes) != 1 || !strings.Contains(changes[0], "chosen model m-beta is not in the catalog") {
+		t.Errorf("Rebind after m-beta left the catalog = %q, %s; want m-stable and one line", changes, s.Model)
+	}
+}
+
 func TestGuardHaltsABadVariant(t *testing.T) {
 	files := baseTree()
 	files[".agentao/canary.json"] = `{"models": ["m-stable", "m-beta"],
