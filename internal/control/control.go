@@ -320,16 +320,15 @@ func (p *Plane) Rebind(s *session.Session) []string {
 		if v := a.VariantOf(dim); v != "" && pol.Halted(dim, v) && !pol.Finish(dim) {
 			move(dim, fmt.Sprintf("variant %s is halted", v), stable)
 		}
-		var gone error
-		if dim == canary.Model {
-			if !pol.HasModel(a.Model) {
-				gone = fmt.Errorf("model %q is not in the catalog", a.Model)
-			}
-		} else {
-			gone = tree.Exists(dim, a.Value(dim))
+		gone := !pol.HasModel(a.Model)
+		if dim != canary.Model {
+			gone = tree.Exists(dim, a.Value(dim)) != nil
 		}
-		if gone != nil {
-			move(dim, fmt.Sprintf("its value is gone (%v)", gone), stable)
+		if gone {
+			// The line reaches the tenant (turns[].moved): it names the
+			// session's own values, never the tree's others, which the
+			// error of Exists would list.
+			move(dim, "its value no longer exists", stable)
 		}
 	}
 	if s.Model != a.Model && !pol.HasModel(s.Model) {

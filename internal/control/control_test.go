@@ -413,9 +413,12 @@ func TestGoneValueMovesToStable(t *testing.T) {
 	if carol.Assignment.Instructions != "AGENTAO.md" || carol.Model != "m-stable" || carol.Assignment.Model != "m-stable" || carol.Assignment.Variants != nil || len(changes) != 2 {
 		t.Fatalf("Rebind = %q; carol %s %+v; want stable instructions and model", changes, carol.Model, carol.Assignment)
 	}
-	for i, want := range []string{"model: its value is gone", "instructions: its value is gone"} {
+	for i, want := range []string{"model: its value no longer exists; variant b (m-beta) → stable m-stable", "instructions: its value no longer exists; variant v2 (instructions/v2.md) → stable AGENTAO.md"} {
 		if !strings.Contains(changes[i], want) {
 			t.Errorf("change %d = %q; want %q", i, changes[i], want)
+		}
+		if strings.Contains(changes[i], "have [") {
+			t.Errorf("change %d = %q names other values of the tree; the tenant sees it", i, changes[i])
 		}
 	}
 	if _, err := p.SystemPrompt(carol, ""); err != nil {
