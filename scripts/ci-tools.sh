@@ -5,11 +5,13 @@
 #   Debian packages  docker.io (dockerd, containerd, runc), busybox-static,
 #                    etcd-server, containernetworking-plugins
 #   built once       docker compose v2, kube-apiserver, kube-controller-manager,
-#                    kube-scheduler, kubelet, kubectl, kubeconform and the
-#                    Kubernetes JSON schemas, from the Go module proxy, into
+#                    kube-scheduler, kubelet, kube-proxy, kubectl, CoreDNS (the
+#                    cluster DNS), kubeconform and the Kubernetes JSON schemas,
+#                    from the Go module proxy, into
 #                    ${AGENTD_CI_CACHE:-/var/cache/agentd-ci}/<component>-<version>/
 #
-# A component already in the cache is not rebuilt. A build goes to a temporary
+# A component already in the cache is not rebuilt (a Kubernetes binary missing
+# from an older cache is built alone). A build goes to a temporary
 # directory first and is moved into place only when complete. Nothing is
 # started. A failed install or build does not stop the script: it prints
 # "UNAVAILABLE: <tool>: <reason>" and leaves the reason in
@@ -122,11 +124,37 @@ else
 	fi
 fi
 
+phase "tools: CoreDNS $COREDNS_VERSION"
+if [ -x "$COREDNS_DIR/coredns" ]; then
+	log "cached: $COREDNS_DIR"
+	available coredns
+else
+	# Only the plugins the test cluster's DNS uses (CoreDNS's documented way
+	# to choose plugins: plugin.cfg, then go generate): the full set would
+	# build the cloud providers' SDKs too. Built as the main module of a copy
+	# of its source, like compose.
+	new_build_dir
+	if src=$(go_mod_dir "github.com/coredns/coredns@$COREDNS_VERSION") && [ -n "$src" ] &&
+		cp -r "$src" "$b/src" && chmod -R u+w "$b/src" &&
+		(
+			cd "$b/src" && printf '%s\n' bind:bind ready:ready errors:errors log:log kubernetes:kubernetes >plugin.cfg &&
+				export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOCACHE=$tools_gocache &&
+				quiet coredns-generate.log go generate coredns.go &&
+				quiet coredns.log nice go build -trimpath -ldflags "-s -w" -o "$b/out/coredns" .
+		) &&
+		put_in_place "$b/out" "$COREDNS_DIR"; then
+		log "built $COREDNS_DIR/coredns ($("$COREDNS_DIR/coredns" -plugins | grep -c .) plugins)"
+		available coredns
+	else
+		unavailable coredns "building CoreDNS $COREDNS_VERSION from the Go module proxy failed"
+	fi
+fi
+
 phase "tools: Kubernetes $K8S_VERSION binaries"
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-have_all=1
-for bin in "${k8s_bins[@]}"; do [ -x "$K8S_DIR/$bin" ] || have_all=; done
-if [ -n "$have_all" ]; then
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+missing=()
+for bin in "${k8s_bins[@]}"; do [ -x "$K8S_DIR/$bin" ] || missing+=("$bin"); done
+if [ ${#missing[@]} -eq 0 ]; then
 	log "cached: $K8S_DIR"
 	available kubernetes
 else
@@ -138,8 +166,8 @@ else
 	v="$v -X k8s.io/component-base/version.gitMajor=$(echo "$K8S_VERSION" | cut -d. -f1 | tr -d v)"
 	v="$v -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)"
 	pkgs=()
-	for bin in "${k8s_bins[@]}"; do pkgs+=("./cmd/$bin"); done
-	log "building ${k8s_bins[*]} (about 7-10 minutes cold on 2 cores)"
+	for bin in "${missing[@]}"; do pkgs+=("./cmd/$bin"); done
+	log "building ${missing[*]} (all of them: about 8-11 minutes cold on 2 cores)"
 	if kdir=$(go_mod_dir "k8s.io/kubernetes@$K8S_VERSION") && [ -n "$kdir" ] &&
 		cp -r "$kdir" "$b/src" && chmod -R u+w "$b/src" &&
 		(
@@ -152,6 +180,7 @@ else
 				CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" GOCACHE=$tools_gocache quiet kubernetes.log nice go build -trimpath \
 					-ldflags "-s -w $v" -o "$b/out/" "${pkgs[@]}"
 		) &&
+		{ [ ! -d "$K8S_DIR" ] || cp -n "$K8S_DIR"/* "$b/out/"; } &&
 		put_in_place "$b/out" "$K8S_DIR"; then
 		log "built $K8S_DIR"
 		available kubernetes
