@@ -81,6 +81,10 @@ cleanup() {
 			drop_chains DOCKER
 			iptables -t nat -S POSTROUTING 2>/dev/null | grep -- '-o docker0 -j MASQUERADE' | sed 's/^-A /-D /' |
 				while read -r r; do eval "iptables -t nat $r"; done
+			# dockerd's FORWARD rules for docker0 (there is no "before" to
+			# restore on a machine that had no iptables rules at all)
+			iptables -S FORWARD 2>/dev/null | grep -E -- '-[io] docker0' | sed 's/^-A /-D /' |
+				while read -r r; do eval "iptables $r"; done
 			iptables -P FORWARD "$forward_policy" 2>/dev/null
 		fi
 	fi
