@@ -10,11 +10,19 @@
 #   4. kubectl apply --dry-run=server against a real kube-apiserver (etcd from
 #      Debian), and it does reject an invalid value;
 #   5. a one-node cluster (controller-manager, scheduler, kubelet, containerd,
-#      CNI bridge): the CI overlay runs 3 replicas Ready on hostPath volumes; a
-#      session is opened on each pod (port-forward) with a [[hang]] turn in
-#      flight; `kubectl rollout restart`; after the rollout, on each pod the
-#      session is there, its history valid, the interrupted turn cancelled with
-#      reason shutdown, and a new turn works.
+#      CNI bridge, kube-proxy in iptables mode, CoreDNS as the cluster DNS):
+#      the CI overlay runs 3 replicas Ready on hostPath volumes, as one fleet:
+#      in a pod, agentd-headless and agentd-N.agentd-headless resolve and
+#      answer; the agentd Service answers on its ClusterIP from this machine;
+#      the 3 pods form one fleet with one leader; a session created through
+#      the Service is served through every pod; a halt through the Service
+#      reaches every pod within 2 s; with the leader pod deleted, writes
+#      through the Service resume within 10 s; then a session is opened on
+#      each pod with a [[hang]] turn in flight, `kubectl rollout restart`, and
+#      after the rollout every session is there (reached through the Service),
+#      its history valid, the interrupted turn cancelled with reason shutdown,
+#      a new turn works, and every pod serves the same version history.
+#      Measured times are printed (TIMING lines and the checks' own output).
 #
 #   scripts/ci-tools.sh && AGENTD_CI_IMAGES=/tmp/images.tar scripts/ci-docker.sh \
 #     && AGENTD_CI_IMAGES=/tmp/images.tar scripts/ci-k8s.sh
@@ -38,9 +46,9 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/agentd-ci-k8s.XXXXXX")
 kc() { "$kubectl" "$@"; }
 
 # --- teardown -------------------------------------------------------------------------
-PIDS=()     # background processes, stopped in reverse order
+PIDS=()      # background processes, stopped in reverse order
 hang_pids=() # clients of the turns in flight
-pf_pids=()   # kubectl port-forward
+writes_pid=  # the writer of the leader-loss check
 ctrd_sock=$W/containerd.sock
 cni_bridge=agentdci0
 netns_before=$(ls /var/run/netns 2>/dev/null | tr '\n' ' ' || true)
@@ -56,7 +64,7 @@ cleanup() {
 		for i in 0 1 2; do kc logs "agentd-$i" -c agentd --tail 15 2>/dev/null | sed "s/^/agentd-$i: /"; done
 		tail -5 "$W"/kubelet.log 2>/dev/null
 	fi
-	for p in "${hang_pids[@]}" "${pf_pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${hang_pids[@]}" $writes_pid; do kill "$p" 2>/dev/null; done
 	if [ -n "${KUBECONFIG:-}" ] && [ -S "$ctrd_sock" ]; then
 		kc delete statefulset agentd --cascade=foreground --wait=true --timeout=60s >/dev/null 2>&1
 	fi
@@ -80,8 +88,8 @@ cleanup() {
 	for n in $(ls /var/run/netns 2>/dev/null | grep '^cni-'); do # the pods' network namespaces
 		[[ " $netns_before " == *" $n "* ]] || ip netns delete "$n" 2>/dev/null
 	done
-	ip link del "$cni_bridge" 2>/dev/null
-	[ -n "$had_kube_chains" ] || drop_chains KUBE- # the kubelet's, unless they were there before
+	ip link del "$cni_bridge" 2>/dev/null # and the route of the Service addresses with it
+	[ -n "$had_kube_chains" ] || drop_chains KUBE- # the kubelet's and kube-proxy's, unless they were there before
 	rm -rf "$W"
 	log "k8s: torn down ($W removed)"
 	exit "$rc"
@@ -168,23 +176,25 @@ kc version 2>/dev/null | sed 's/^/  /'
 kc apply --dry-run=server -f "$W/base.yaml"
 kc apply --dry-run=server -f "$W/ci.yaml" >/dev/null
 echo "(the CI overlay too)"
-sed 's/sessionAffinity: ClientIP/sessionAffinity: Sticky/' "$W/base.yaml" >"$W/bad.yaml"
-if kc apply --dry-run=server -f "$W/bad.yaml" >"$W/bad.out" 2>&1; then die "the apiserver accepted sessionAffinity: Sticky"; fi
-echo "an invalid value is rejected: $(grep -o 'Unsupported value: "Sticky"' "$W/bad.out" | head -1)"
-grep -q 'Unsupported value: "Sticky"' "$W/bad.out" || die "dry-run failed on the bad manifest, but not for the bad value: $(cat "$W/bad.out")"
+sed 's/podManagementPolicy: OrderedReady/podManagementPolicy: Sometimes/' "$W/base.yaml" >"$W/bad.yaml"
+if kc apply --dry-run=server -f "$W/bad.yaml" >"$W/bad.out" 2>&1; then die "the apiserver accepted podManagementPolicy: Sometimes"; fi
+echo "an invalid value is rejected: $(grep -o 'spec.podManagementPolicy: Invalid value: "Sometimes".*' "$W/bad.out" | head -1)"
+grep -q 'spec.podManagementPolicy: Invalid value: "Sometimes"' "$W/bad.out" || die "dry-run failed on the bad manifest, but not for the bad value: $(cat "$W/bad.out")"
 
 # --- 5. a one-node cluster -----------------------------------------------------------------------
-phase "k8s: one-node cluster (controller-manager, scheduler, containerd, kubelet)"
+phase "k8s: one-node cluster (controller-manager, scheduler, CoreDNS, containerd, kubelet, kube-proxy)"
 reason=
-for b in kube-controller-manager kube-scheduler kubelet; do
+for b in kube-controller-manager kube-scheduler kubelet kube-proxy; do
 	[ -x "$K8S_DIR/$b" ] || reason="$b $K8S_VERSION: $(unavailable_reason kubernetes)"
 done
+[ -x "$COREDNS_DIR/coredns" ] || reason="CoreDNS $COREDNS_VERSION: $(unavailable_reason coredns)"
 command -v containerd >/dev/null && command -v runc >/dev/null && command -v ctr >/dev/null ||
 	reason="containerd/runc are not installed ($(unavailable_reason docker))"
+command -v iptables >/dev/null || reason="iptables is not installed (kube-proxy needs it; $(unavailable_reason docker))"
 [ -x /usr/lib/cni/bridge ] || reason="CNI plugins are not installed ($(unavailable_reason etcd))"
 [ -s "${AGENTD_CI_IMAGES:-}" ] || reason="no images to run (AGENTD_CI_IMAGES unset or empty: scripts/ci-docker.sh makes them)"
 if [ -n "$reason" ]; then
-	skip "k8s: cluster rollout (3 replicas, sessions across rollout restart)" "$reason"
+	skip "k8s: cluster (3-replica fleet: DNS, Service, halt, forwarding, leader loss, rolling update)" "$reason"
 	exit 0
 fi
 mkdir -p "$W/ctrd" "$W/cni/net.d" "$W/kubelet"
@@ -195,6 +205,46 @@ PIDS+=($!)
 "$K8S_DIR/kube-scheduler" --kubeconfig="$KUBECONFIG" --bind-address=127.0.0.1 --secure-port=20259 \
 	--leader-elect=false >"$W/kube-scheduler.log" 2>&1 &
 PIDS+=($!)
+
+# The pods' network: a bridge with the gateway 10.244.0.1 on this machine.
+# It is made here, not by the CNI bridge plugin at the first pod, so that the
+# cluster DNS can listen on the gateway before any pod exists (the plugin
+# takes a bridge that already has its gateway address). Service addresses
+# (10.96.0.0/16) are routed to the bridge too: kube-proxy rewrites them to pod
+# addresses, and without a rule a packet stays on this machine rather than
+# taking the default route.
+pod_gw=10.244.0.1
+ip link del "$cni_bridge" 2>/dev/null || true # left by a run that was killed
+ip link add "$cni_bridge" type bridge
+ip addr add "$pod_gw/24" dev "$cni_bridge"
+ip link set "$cni_bridge" up
+ip route add 10.96.0.0/16 dev "$cni_bridge"
+
+# Cluster DNS: CoreDNS (built by scripts/ci-tools.sh with the kubernetes
+# plugin) on the bridge's gateway, answering cluster.local from the
+# apiserver: Services, the headless Service's pods (every pod, Ready or not:
+# publishNotReadyAddresses) and each pod's own name, agentd-N.agentd-headless.
+# The kubelet gives pods this server and the search path
+# default.svc.cluster.local, so AGENTD_PEERS=dns+http://agentd-headless:8080
+# works as in a real cluster. No cache: a pod that appears is in the next answer.
+cat >"$W/Corefile" <<CF
+cluster.local:53 {
+	bind $pod_gw
+	errors
+	log . {
+		class denial error
+	}
+	ready 127.0.0.1:28181
+	kubernetes cluster.local {
+		kubeconfig $KUBECONFIG ci
+	}
+}
+CF
+"$COREDNS_DIR/coredns" -conf "$W/Corefile" >"$W/coredns.log" 2>&1 &
+PIDS+=($!)
+wait_for 60 "CoreDNS ready" curl -fsS http://127.0.0.1:28181/ready || { tail -20 "$W/coredns.log"; die "CoreDNS did not become ready"; }
+log "CoreDNS $COREDNS_VERSION on $pod_gw:53 (zone cluster.local)"
+
 # containerd: this node lacks CAP_SYS_RESOURCE, hence restrict_oom_score_adj.
 cat >"$W/ctrd/config.toml" <<CT
 version = 2
@@ -218,8 +268,8 @@ state = "$W/ctrd/state"
 CT
 cat >"$W/cni/net.d/10-agentdci.conflist" <<CN
 {"cniVersion": "0.4.0", "name": "agentdci", "plugins": [
-  {"type": "bridge", "bridge": "$cni_bridge", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": "$W/cni/ipam"}},
+  {"type": "bridge", "bridge": "$cni_bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24", "gateway": "$pod_gw"}]], "dataDir": "$W/cni/ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}}, {"type": "loopback"}]}
 CN
 containerd --config "$W/ctrd/config.toml" >"$W/containerd.log" 2>&1 &
@@ -246,14 +296,35 @@ enforceNodeAllocatable: []
 evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+clusterDNS: [$pod_gw]
+clusterDomain: cluster.local
 KL
 "$K8S_DIR/kubelet" --kubeconfig="$KUBECONFIG" --config="$W/kubelet.yaml" --root-dir="$W/kubelet" \
 	--cert-dir="$W/kcerts" --hostname-override=127.0.0.1 >"$W/kubelet.log" 2>&1 &
 PIDS+=($!)
+# kube-proxy, iptables mode: ClusterIP Services work from this machine (the
+# checks' client) and from the pods. It leaves the machine's sysctls alone
+# (conntrack limits and timeouts as they are, no route_localnet); its
+# KUBE-* chains go at the teardown.
+cat >"$W/kube-proxy.yaml" <<KP
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: "$KUBECONFIG"}
+hostnameOverride: 127.0.0.1
+mode: iptables
+clusterCIDR: 10.244.0.0/24
+healthzBindAddress: 127.0.0.1:20256
+metricsBindAddress: 127.0.0.1:20249
+iptables: {localhostNodePorts: false}
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s, udpTimeout: 0s, udpStreamTimeout: 0s}
+KP
+"$K8S_DIR/kube-proxy" --config="$W/kube-proxy.yaml" >"$W/kube-proxy.log" 2>&1 &
+PIDS+=($!)
 node_ready() { kc wait --for=condition=Ready node/127.0.0.1 --timeout=5s; }
 wait_for 120 "node Ready" node_ready || { tail -20 "$W/kubelet.log"; die "the node did not become Ready"; }
 wait_for 60 "the default ServiceAccount" kc get serviceaccount default
-log "node Ready"
+wait_for 60 "kube-proxy healthy" curl -fsS http://127.0.0.1:20256/healthz || { tail -20 "$W/kube-proxy.log"; die "kube-proxy did not become healthy"; }
+log "node Ready, kube-proxy (iptables) healthy"
 
 phase "k8s: apply the CI overlay, 3 replicas Ready"
 # No provisioner: one hostPath volume per replica, owned by 10001 (hostPath
@@ -298,32 +369,106 @@ for f in $(cat "$W/tree.txt"); do
 done
 echo "the config tree in the pod matches the repository's"
 
-# --- sessions across a rolling update ------------------------------------------------------
-key=ci-k8s-key-0123456789abcdef # deploy/k8s/overlays/ci
+# --- the fleet's network: DNS names and the Service ----------------------------------------
+key=ci-k8s-key-0123456789abcdef     # deploy/k8s/overlays/ci: a user key (tenant ci)
+admin=ci-k8s-admin-0123456789abcdef # and an admin key (tenant ops)
 check=$W/agentdcheck
 go build -o "$check" ./scripts/ci/agentdcheck
-port_forward() { # port_forward I: 127.0.0.1:1849I -> agentd-I:8080
-	kc port-forward --address 127.0.0.1 "pod/agentd-$1" "1849$1:8080" >"$W/pf$1.log" 2>&1 &
-	pf_pids[$1]=$!
-	wait_for 30 "port-forward to agentd-$1" curl -fsS "http://127.0.0.1:1849$1/readyz"
-}
-stop_port_forwards() {
-	local p
-	for p in "${pf_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	pf_pids=()
-}
+pod_ip() { kc get pod "agentd-$1" -o jsonpath='{.status.podIP}'; }
+pod_url() { echo "http://$(pod_ip "$1"):8080"; }
+pod_urls() { echo "agentd-0=$(pod_url 0),agentd-1=$(pod_url 1),agentd-2=$(pod_url 2)"; }
 
+phase "k8s: cluster DNS in the pods (agentd-headless, agentd-N.agentd-headless) and the agentd Service"
+kc exec agentd-0 -c agentd -- cat /etc/resolv.conf | sed 's/^/agentd-0 resolv.conf: /'
+ips=" $(pod_ip 0) $(pod_ip 1) $(pod_ip 2) "
+# In a pod: each pod's own name gives its address, agentd-headless every
+# pod's (busybox nslookup asks for the name as given: the full names). Then
+# the short names AGENTD_PEERS and the fleet use, completed by the search path
+# of the pod's resolv.conf, through agentd's own (Go) resolver, the one the
+# fleet uses: `agentd canary status` asks every address of a name
+# (dns+http://) or each name given. (busybox wget would use the libc
+# resolver, but Debian's static busybox, which the CI image has, crashes in
+# a DNS lookup.)
+lookup() { # lookup NAME: the addresses busybox nslookup gives for NAME in agentd-0
+	kc exec agentd-0 -c agentd -- nslookup "$1" >"$W/nslookup.out" 2>&1 || true
+	awk '/^Name:/ {n=1} n && /^Address/ {print $NF}' "$W/nslookup.out" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+ns=default.svc.cluster.local
+for i in 0 1 2; do
+	got=$(lookup "agentd-$i.agentd-headless.$ns")
+	[ "$got" = "$(pod_ip "$i")" ] || { cat "$W/nslookup.out"; tail -5 "$W/coredns.log"; die "agentd-$i.agentd-headless.$ns resolves to '$got' in agentd-0, want $(pod_ip "$i")"; }
+	echo "agentd-$i.agentd-headless.$ns -> $got"
+done
+got=$(lookup "agentd-headless.$ns")
+for ip in $ips; do [[ " $got " == *" $ip "* ]] || { cat "$W/nslookup.out"; die "agentd-headless.$ns resolves to '$got' in agentd-0, without $ip"; }; done
+echo "agentd-headless.$ns -> $got"
+in_pod_status() { # in_pod_status SERVERS: agentd canary status --server SERVERS, run in agentd-0
+	kc exec -i agentd-0 -c agentd -- sh -c 'read -r AGENTD_ADMIN_KEY; export AGENTD_ADMIN_KEY
+		exec agentd canary status --server "$0"' "$1" <<<"$admin" >"$W/status.out" 2>&1
+}
+in_pod_status dns+http://agentd-headless:8080 || { cat "$W/status.out"; die "agentd in agentd-0 cannot reach dns+http://agentd-headless:8080"; }
+got=$(sed -n 's,^== http://\(.*\):8080$,\1,p' "$W/status.out" | sort | tr '\n' ' ' | sed 's/ $//')
+[ "$got" = "$(echo $ips | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')" ] || { cat "$W/status.out"; die "dns+http://agentd-headless:8080 in agentd-0 is '$got', want every pod:$ips"; }
+echo "agentd in agentd-0: dns+http://agentd-headless:8080 is $got, each answered"
+in_pod_status http://agentd-0.agentd-headless:8080,http://agentd-1.agentd-headless:8080,http://agentd-2.agentd-headless:8080 ||
+	{ cat "$W/status.out"; die "agentd in agentd-0 cannot reach http://agentd-N.agentd-headless:8080"; }
+echo "agentd in agentd-0: http://agentd-{0,1,2}.agentd-headless:8080 each answered"
+svc_ip=$(kc get service agentd -o jsonpath='{.spec.clusterIP}')
+svc=http://$svc_ip:80
+wait_for 30 "the agentd Service ($svc) from this machine" curl -fsS "$svc/readyz" ||
+	{ tail -20 "$W/kube-proxy.log"; die "the agentd Service's ClusterIP does not answer (kube-proxy)"; }
+n=$(iptables-save -t nat | grep -c -- '--comment "default/agentd:http -> .* -j KUBE-SEP-' || true)
+echo "the agentd Service answers on its ClusterIP $svc: kube-proxy (iptables mode) spreads it over $n pods"
+[ "$n" = 3 ] || { iptables-save -t nat | grep 'default/agentd:http'; die "kube-proxy sends the agentd Service to $n pods, want 3"; }
+
+# --- the fleet ----------------------------------------------------------------------------------
+phase "k8s: the fleet formed (3 members, one leader)"
+leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s) || die "the 3 pods did not form one fleet"
+echo "leader: $leader"
+
+phase "k8s: a session created through the Service is served through every pod"
+everywhere_sid=$("$check" everywhere -url "$svc" -urls "$(pod_urls)" -key "$key" -user svc-user) ||
+	die "a session created through the Service is not served through every pod"
+
+phase "k8s: a halt through the Service reaches every pod within 2 s"
+cat >"$W/canary.json" <<'CJ'
+{"models": ["fake-model", "fake-model-b"],
+ "model": {"stable": "fake-model", "variants": [{"name": "ci-beta", "value": "fake-model-b", "percent": 50}]}}
+CJ
+"$check" apply -url "$svc" -key "$admin" -file "$W/canary.json" -reason "ci: a variant to halt" ||
+	die "PUT /v1/admin/canary through the Service"
+"$check" halt -url "$svc" -urls "$(pod_urls)" -key "$admin" -dimension model -variant ci-beta -within 2s ||
+	die "the halt did not reach every pod within 2 s"
+
+phase "k8s: the leader pod deleted: writes through the Service resume within 10 s"
+leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 60s) || die "no fleet before deleting the leader"
+rm -f "$W/deleted"
+"$check" writes -url "$svc" -urls "$(pod_urls)" -key "$admin" -file "$W/canary.json" -marker "$W/deleted" \
+	-after 25s -within 10s -old-leader "$leader" >"$W/writes.out" 2>&1 &
+writes_pid=$!
+sleep 2 # a few writes before
+echo "deleting the leader, $leader"
+kc delete pod "$leader" --wait=false
+touch "$W/deleted"
+writes_rc=0
+wait "$writes_pid" || writes_rc=$?
+cat "$W/writes.out"
+[ "$writes_rc" = 0 ] || die "writes through the Service did not resume within 10 s of losing the leader"
+kc rollout status statefulset/agentd --timeout=120s
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null || die "$leader did not rejoin the fleet"
+echo "$leader is back in the fleet"
+
+# --- sessions across a rolling update ------------------------------------------------------
 phase "k8s: a session on each pod, a [[hang]] turn in flight on each"
 sids=()
 for i in 0 1 2; do
-	port_forward "$i"
-	sids[i]=$("$check" open -url "http://127.0.0.1:1849$i" -key "$key" -user "user-$i")
+	sids[i]=$("$check" open -url "$(pod_url "$i")" -key "$key" -user "user-$i")
 	echo "agentd-$i: session ${sids[i]}"
 done
-"$check" shell -url http://127.0.0.1:18490 -key "$key" -user shell-user ||
+"$check" shell -url "$(pod_url 0)" -key "$key" -user shell-user ||
 	die "run_shell_command does not work in the pod (seccomp RuntimeDefault, read-only root, no capabilities)"
 for i in 0 1 2; do
-	"$check" hang -url "http://127.0.0.1:1849$i" -key "$key" -user "user-$i" -session "${sids[i]}" \
+	"$check" hang -url "$(pod_url "$i")" -key "$key" -user "user-$i" -session "${sids[i]}" \
 		-ready "$W/ready$i" >"$W/hang$i.out" 2>&1 &
 	hang_pids[i]=$!
 done
@@ -349,18 +494,21 @@ for i in 0 1 2; do
 	sed "s/^/agentd-$i: /" "$W/hang$i.out"
 done
 hang_pids=()
-stop_port_forwards
 kc get pods,pvc -o wide
 
-phase "k8s: after the rollout, every session on its pod"
+phase "k8s: after the rollout, every session kept, and one version history"
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null || die "no fleet after the rollout"
 for i in 0 1 2; do
-	port_forward "$i"
-	if ! "$check" verify -url "http://127.0.0.1:1849$i" -key "$key" -user "user-$i" -session "${sids[i]}" -turns 2 >"$W/verify$i.out" 2>&1; then
+	# Through the Service: whichever pod takes it forwards to the owner.
+	if ! "$check" verify -url "$svc" -key "$key" -user "user-$i" -session "${sids[i]}" -turns 2 >"$W/verify$i.out" 2>&1; then
 		cat "$W/verify$i.out"
 		die "agentd-$i: session ${sids[i]} did not survive the rollout"
 	fi
 	sed "s/^/agentd-$i: /" "$W/verify$i.out"
 done
-stop_port_forwards
+"$check" everywhere -url "$svc" -urls "$(pod_urls)" -key "$key" -user svc-user -session "$everywhere_sid" >/dev/null ||
+	die "session $everywhere_sid is not served through every pod after the rollout"
+echo "session $everywhere_sid (created through the Service before the leader loss) is served through every pod"
+"$check" versions -urls "$(pod_urls)" -key "$admin" || die "the pods do not serve one version history"
 phase_end
 echo "k8s checks passed"

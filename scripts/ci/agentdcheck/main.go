@@ -12,6 +12,23 @@
 //	                   reason shutdown, a valid history; then a new turn works
 //	agentdcheck shell  -url URL -key KEY -user U      a turn that runs `echo hi` with run_shell_command
 //
+// The fleet (scripts/ci-k8s.sh): -url is the Service, -urls names each pod's own
+// address as name=http://host:port,...; admin commands take an admin key.
+//
+//	agentdcheck fleet      -urls PODS -key ADMIN -members N
+//	                       wait until every pod names the same leader and N members; print the leader
+//	agentdcheck apply      -url URL -key ADMIN -file F -reason R    PUT /v1/admin/canary with If-Match
+//	agentdcheck halt       -url SVC -urls PODS -key ADMIN -dimension D -variant V -within 2s
+//	                       halt through the Service; measure until each pod serves it halted
+//	agentdcheck everywhere -url SVC -urls PODS -key KEY -user U [-session ID]
+//	                       create a session through the Service (or take ID); GET, a turn and an
+//	                       SSE turn through every pod, X-Agentd-Owner checked; print the id
+//	agentdcheck writes     -url SVC -urls PODS -key ADMIN -file F -marker FILE -old-leader NAME -after 25s -within 10s
+//	                       PUT /v1/admin/canary through the Service every 200 ms; from the
+//	                       marker on (the leader pod deleted) measure the longest time without a
+//	                       committed write and when a new leader is named
+//	agentdcheck versions   -urls PODS -key ADMIN    every pod serves the same version history, n..1
+//
 // Every command exits 0 when its check holds and 1 with a reason when not.
 package main
 
@@ -41,7 +58,7 @@ func main() {
 	}
 }
 
-const usage = "usage: agentdcheck open|hang|verify|shell -url URL -key KEY [flags] (see the package doc)"
+const usage = "usage: agentdcheck open|hang|verify|shell|fleet|apply|halt|everywhere|writes|versions -key KEY [flags] (see the package doc)"
 
 // client talks to one agentd.
 type client struct {
@@ -64,6 +81,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ready := fs.String("ready", "", "hang: file created once the turn is in flight")
 	turns := fs.Int("turns", 0, "verify: number of turns the session must have")
 	timeout := fs.Duration("timeout", 60*time.Second, "deadline of the whole command (hang: of the wait for the turn to start)")
+	urls := fs.String("urls", "", "the pods: name=http://host:port,...")
+	members := fs.Int("members", 3, "fleet: number of members")
+	file := fs.String("file", "", "apply, writes: a canary.json document")
+	why := fs.String("reason", "ci", "apply: X-Agentd-Reason")
+	dim := fs.String("dimension", "", "halt: dimension")
+	variant := fs.String("variant", "", "halt: variant")
+	within := fs.Duration("within", 0, "halt, writes: the bound")
+	marker := fs.String("marker", "", "writes: the file that says the leader pod was deleted")
+	oldLeader := fs.String("old-leader", "", "writes: the leader that goes")
+	after := fs.Duration("after", 25*time.Second, "writes: how long to go on after the marker")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -71,6 +98,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("-key is required")
 	}
 	c := &client{url: strings.TrimRight(*url, "/"), key: *key, user: *user, hc: &http.Client{}}
+	var pods []pod
+	switch cmd {
+	case "fleet", "halt", "everywhere", "writes", "versions":
+		var err error
+		if pods, err = parsePods(*urls, c); err != nil {
+			return err
+		}
+	}
 	switch cmd {
 	case "open":
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -92,6 +127,37 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
 		return c.shell(ctx, stdout)
+	case "fleet":
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return waitFleet(ctx, pods, *members, stdout)
+	case "apply":
+		if *file == "" {
+			return errors.New("apply needs -file")
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return c.apply(ctx, *file, *why, stdout)
+	case "halt":
+		if *dim == "" || *variant == "" || *within <= 0 {
+			return errors.New("halt needs -dimension, -variant and -within")
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return halt(ctx, c, pods, *dim, *variant, *within, stdout)
+	case "everywhere":
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return everywhere(ctx, c, pods, *id, stdout)
+	case "writes":
+		if *marker == "" || *oldLeader == "" || *within <= 0 {
+			return errors.New("writes needs -marker, -old-leader and -within")
+		}
+		return writes(ctx, c, pods, *file, *marker, *oldLeader, *after, *within, stdout)
+	case "versions":
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return sameVersions(ctx, pods, stdout)
 	}
 	return fmt.Errorf("unknown command %q; %s", cmd, usage)
 }
