@@ -372,6 +372,7 @@ echo "the config tree in the pod matches the repository's"
 # --- the fleet's network: DNS names and the Service ----------------------------------------
 key=ci-k8s-key-0123456789abcdef     # deploy/k8s/overlays/ci: a user key (tenant ci)
 admin=ci-k8s-admin-0123456789abcdef # and an admin key (tenant ops)
+cluster_key=ci-k8s-cluster-key-0123456789abcdef
 check=$W/agentdcheck
 go build -o "$check" ./scripts/ci/agentdcheck
 pod_ip() { kc get pod "agentd-$1" -o jsonpath='{.status.podIP}'; }
@@ -423,7 +424,7 @@ echo "the agentd Service answers on its ClusterIP $svc: kube-proxy (iptables mod
 
 # --- the fleet ----------------------------------------------------------------------------------
 phase "k8s: the fleet formed (3 members, one leader)"
-leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s) || die "the 3 pods did not form one fleet"
+leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s) || die "the 3 pods did not form one fleet"
 echo "leader: $leader"
 
 phase "k8s: a session created through the Service is served through every pod"
@@ -441,21 +442,28 @@ CJ
 	die "the halt did not reach every pod within 2 s"
 
 phase "k8s: the leader pod deleted: writes through the Service resume within 10 s"
-leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 60s) || die "no fleet before deleting the leader"
+leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 60s) || die "no fleet before deleting the leader"
 rm -f "$W/deleted"
 "$check" writes -url "$svc" -urls "$(pod_urls)" -key "$admin" -file "$W/canary.json" -marker "$W/deleted" \
-	-after 25s -within 10s -old-leader "$leader" >"$W/writes.out" 2>&1 &
+	-after 25s -within 10s -old-leader "$leader" -cluster-key "$cluster_key" >"$W/writes.out" 2>&1 &
 writes_pid=$!
 sleep 2 # a few writes before
 echo "deleting the leader, $leader"
+old_uid=$(kc get pod "$leader" -o jsonpath='{.metadata.uid}')
 kc delete pod "$leader" --wait=false
 touch "$W/deleted"
 writes_rc=0
 wait "$writes_pid" || writes_rc=$?
+writes_pid=
 cat "$W/writes.out"
 [ "$writes_rc" = 0 ] || die "writes through the Service did not resume within 10 s of losing the leader"
-kc rollout status statefulset/agentd --timeout=120s
-"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null || die "$leader did not rejoin the fleet"
+replaced() { # replaced POD UID: POD is a new pod (not UID), and Ready
+	local uid
+	uid=$(kc get pod "$1" -o jsonpath='{.metadata.uid}') && [ -n "$uid" ] && [ "$uid" != "$2" ] &&
+		kc wait --for=condition=Ready "pod/$1" --timeout=2s
+}
+wait_for 120 "$leader to be replaced and Ready" replaced "$leader" "$old_uid" || die "$leader did not come back"
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null || die "$leader did not rejoin the fleet"
 echo "$leader is back in the fleet"
 
 # --- sessions across a rolling update ------------------------------------------------------
@@ -497,7 +505,7 @@ hang_pids=()
 kc get pods,pvc -o wide
 
 phase "k8s: after the rollout, every session kept, and one version history"
-"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null || die "no fleet after the rollout"
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null || die "no fleet after the rollout"
 for i in 0 1 2; do
 	# Through the Service: whichever pod takes it forwards to the owner.
 	if ! "$check" verify -url "$svc" -key "$key" -user "user-$i" -session "${sids[i]}" -turns 2 >"$W/verify$i.out" 2>&1; then
