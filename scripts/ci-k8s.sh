@@ -477,7 +477,7 @@ done
 	die "run_shell_command does not work in the pod (seccomp RuntimeDefault, read-only root, no capabilities)"
 for i in 0 1 2; do
 	"$check" hang -url "$(pod_url "$i")" -key "$key" -user "user-$i" -session "${sids[i]}" \
-		-ready "$W/ready$i" >"$W/hang$i.out" 2>&1 &
+		-ready "$W/ready$i" -want-done >"$W/hang$i.out" 2>&1 &
 	hang_pids[i]=$!
 done
 for i in 0 1 2; do

@@ -4,7 +4,7 @@
 // user message. It is a black-box client: it knows the API, not agentd's code.
 //
 //	agentdcheck open   -url URL -key KEY -user U      create a session, run one turn; print the session id
-//	agentdcheck hang   -url URL -key KEY -session ID -ready FILE
+//	agentdcheck hang   -url URL -key KEY -session ID -ready FILE [-want-done]
 //	                   start a [[hang]] turn (SSE); create FILE once the turn is in flight,
 //	                   then wait for the stream to end and print how it ended
 //	agentdcheck verify -url URL -key KEY -session ID -turns N
@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	marker := fs.String("marker", "", "writes: the file that says the leader pod was deleted")
 	oldLeader := fs.String("old-leader", "", "writes: the leader that goes")
 	after := fs.Duration("after", 25*time.Second, "writes: how long to go on after the marker")
+	wantDone := fs.Bool("want-done", false, "hang: fail if the stream ends without a done event (a direct connection to agentd, no tunnel)")
 	clusterKey := fs.String("cluster-key", "", "fleet, writes: the cluster key, to ask GET /cluster/v1/whoami where GET /v1/admin/fleet is missing")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if *id == "" || *ready == "" {
 			return errors.New("hang needs -session and -ready")
 		}
-		return c.hang(ctx, *id, *ready, *timeout, stdout)
+		return c.hang(ctx, *id, *ready, *timeout, *wantDone, stdout)
 	case "verify":
 		if *id == "" || *turns < 1 {
 			return errors.New("verify needs -session and -turns")
@@ -287,7 +288,7 @@ func (c *client) open(ctx context.Context, stdout io.Writer) error {
 // hang starts a turn that the fake model never answers and holds the stream
 // open until the server ends it. The ready file appears once agentd has
 // started the model call, i.e. the turn is in flight.
-func (c *client) hang(ctx context.Context, id, ready string, startTimeout time.Duration, stdout io.Writer) error {
+func (c *client) hang(ctx context.Context, id, ready string, startTimeout time.Duration, wantDone bool, stdout io.Writer) error {
 	b, _ := json.Marshal(map[string]string{"content": "wait for me [[hang]]"})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/v1/sessions/"+id+"/messages", bytes.NewReader(b))
 	if err != nil {
@@ -329,6 +330,9 @@ func (c *client) hang(ctx context.Context, id, ready string, startTimeout time.D
 				done = strings.TrimPrefix(line, "data: ")
 			}
 		}
+	}
+	if done == "" && wantDone {
+		return fmt.Errorf("session %s: the stream ended without a done event (%v)", id, sc.Err())
 	}
 	if done == "" {
 		// Through a port-forward the tunnel may close with the pod before
