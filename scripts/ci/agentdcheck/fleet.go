@@ -116,7 +116,9 @@ type fleetView struct {
 }
 
 type fleetMember struct {
-	Name string `json:"name"`
+	Name      string `json:"name"`
+	Voter     bool   `json:"voter"`
+	Reachable bool   `json:"reachable"`
 }
 
 // errNoFleet: the replica has no fleet route (a fleet of one, or a binary
@@ -205,12 +207,23 @@ func fleetAgreed(ctx context.Context, pods []pod, n int, clusterKey string) (str
 				names = append(names, m.Name)
 			}
 			return "", fmt.Sprintf("%s: %d members %v, want %d", p.name, len(f.Members), names, n), nil
+		case f.Members != nil && !allVoting(f.Members):
+			return "", fmt.Sprintf("%s: not every member votes and answers: %+v", p.name, f.Members), nil
 		case leader != "" && f.Leader != leader:
 			return "", fmt.Sprintf("%s names leader %s, another pod %s", p.name, f.Leader, leader), nil
 		}
 		leader = f.Leader
 	}
 	return leader, "", nil
+}
+
+func allVoting(ms []fleetMember) bool {
+	for _, m := range ms {
+		if !m.Voter || !m.Reachable {
+			return false
+		}
+	}
+	return true
 }
 
 // ---- apply: PUT /v1/admin/canary -------------------------------------------------------
