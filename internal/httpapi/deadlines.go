@@ -86,6 +86,11 @@ func (s *Server) HTTPServer() *http.Server {
 // (session.Pool.Shutdown): their responses are among those it waits for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
+	if s.fwd != nil {
+		// Forwarded requests end like the local turns before them: their
+		// owner sees the client go (client-disconnected).
+		s.fwd.close()
+	}
 	srv := s.HTTPServer()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()

@@ -46,6 +46,10 @@ type Config struct {
 	// Metrics, if set, serves GET /metrics, without a key like the health
 	// endpoints.
 	Metrics http.Handler
+	// Fleet, if set, is the fleet this replica is a member of: requests
+	// about a session another member owns are forwarded to it, and the
+	// listing covers every member (fleet.go). Nil: a single process.
+	Fleet Fleet
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
@@ -72,6 +76,7 @@ type Server struct {
 	draining atomic.Bool
 	router   chi.Router
 	conns    conns
+	fwd      *forwarder // nil without a fleet
 
 	httpOnce sync.Once
 	http     *http.Server
@@ -93,6 +98,9 @@ func New(pool *session.Pool, keys *tenant.Keys, cfg Config) *Server {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, pool: pool, keys: keys, log: cfg.Logger.Named("http")}
+	if cfg.Fleet != nil {
+		s.fwd = s.newForwarder(cfg.Fleet)
+	}
 	s.router = s.routes()
 	return s
 }
@@ -139,13 +147,14 @@ func (s *Server) routes() chi.Router {
 			r.With(s.refuseWhileDraining).Post("/", s.createSession)
 			r.Get("/", s.listSessions)
 			r.Route("/{id}", func(r chi.Router) {
-				r.Get("/", s.getSession)
-				r.Delete("/", s.deleteSession)
-				r.With(s.refuseWhileDraining).Post("/messages", s.postMessage)
-				r.Post("/cancel", s.cancelTurn)
-				r.Put("/model", s.setModel)
-				r.Post("/clear", s.clearSession)
-				r.Post("/approvals/{call}", s.approve)
+				own := r.With(s.toOwner(false)) // a session another member owns is served there
+				own.Get("/", s.getSession)
+				own.Delete("/", s.deleteSession)
+				r.With(s.refuseWhileDraining, s.toOwner(true)).Post("/messages", s.postMessage)
+				own.Post("/cancel", s.cancelTurn)
+				own.Put("/model", s.setModel)
+				own.Post("/clear", s.clearSession)
+				own.Post("/approvals/{call}", s.approve)
 			})
 		})
 	})
