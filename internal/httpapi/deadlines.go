@@ -84,6 +84,8 @@ func (s *Server) HTTPServer() *http.Server {
 // or a closed connection), and waits, until ctx ends, for the responses
 // already under way. Call it once the running turns have ended
 // (session.Pool.Shutdown): their responses are among those it waits for.
+// Requests forwarded to another member of the fleet end at once, and their
+// owner sees the client go (the turn ends "client-disconnected").
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
 	if s.fwd != nil {

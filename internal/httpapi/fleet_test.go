@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/agentd/agentd/internal/agent"
@@ -124,6 +125,11 @@ type testFleet struct {
 func newTestFleet(t testing.TB, names ...string) *testFleet {
 	t.Helper()
 	fake := llmtest.NewServer(t)
+	logger := func(name string) *zap.Logger { return zaptest.NewLogger(t).Named(name) }
+	if _, bench := t.(*testing.B); bench {
+		fake.KeepRequests(false)
+		logger = func(string) *zap.Logger { return zap.NewNop() }
+	}
 	m := &members{urls: map[string]string{}}
 	f := &testFleet{t: t, llm: fake, nodes: map[string]*fleetNode{}}
 	keys, err := tenant.Parse(acmeKey + "=acme," + globexKey + "=globex")
@@ -162,14 +168,14 @@ func newTestFleet(t testing.TB, names ...string) *testFleet {
 				}
 				return session.Permit{Action: session.ActionAllow}
 			},
-		}).Pool(), session.Config{Dir: filepath.Join(dir, "ws"), Node: name, Logger: zaptest.NewLogger(t)})
+		}).Pool(), session.Config{Dir: filepath.Join(dir, "ws"), Node: name, Logger: logger(name)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pool.Close() })
 		n := &fleetNode{name: name, pool: pool}
 		n.api = httpapi.New(pool, keys, httpapi.Config{
-			MaxBodyBytes: 4096, Logger: zaptest.NewLogger(t).Named(name), Heartbeat: time.Hour,
+			MaxBodyBytes: 4096, Logger: logger(name), Heartbeat: time.Hour,
 			Fleet: staticFleet{self: name, m: m},
 		})
 		n.srv = httptest.NewUnstartedServer(nil)

@@ -6,7 +6,9 @@
 // for the caller (404). Errors are {"error": {"code", "message"}} with the
 // codes listed in errors.go. A turn answers with JSON, or with Server-Sent
 // Events when the client sends "Accept: text/event-stream"; a client that
-// goes away cancels its turn ("client-disconnected").
+// goes away cancels its turn ("client-disconnected"). In a fleet
+// (Config.Fleet), a request about a session another member owns is
+// forwarded to it, and the listing covers every member (fleet.go).
 package httpapi
 
 import (
