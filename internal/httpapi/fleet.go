@@ -181,6 +181,7 @@ func (s *Server) toOwner(turn bool) func(http.Handler) http.Handler {
 				return
 			}
 			node, base, ok := fw.fleet.Owner(id)
+			ok = ok && node != ""
 			switch {
 			case !ok && id.Node() != "":
 				// Not a member: no such session. Nothing is dialled.
