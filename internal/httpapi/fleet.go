@@ -157,7 +157,7 @@ func (e *ownerError) Unwrap() error { return e.cause }
 // message is what the client is told: the node, not its address.
 func (e *ownerError) message() string {
 	if e.again {
-		return "the session is owned by node " + strconv.Quote(e.node) + " and this request was already forwarded once (" + ForwardedByHeader + "); send it without that header"
+		return "the session is owned by node " + strconv.Quote(e.node) + ", and this request reached another replica after it was forwarded once (" + ForwardedByHeader + "), which is never forwarded again; retry in a few seconds, without that header"
 	}
 	return "the session is owned by node " + strconv.Quote(e.node) + ", which does not answer; retry in a few seconds"
 }
