@@ -195,6 +195,7 @@ type entry struct {
 	refs   int  // operations holding the entry; never evicted while > 0
 	busy   bool // a turn or an exclusive change runs
 	gone   bool // deleted or evicted: holders must not use it for new work
+	moving bool // held for a handoff to another replica (Hold): every call gets ErrMoving
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
@@ -573,6 +574,8 @@ func (p *Pool) claim(e *entry, cancel context.CancelCauseFunc) error {
 	switch {
 	case e.gone:
 		return ErrNotFound
+	case e.moving:
+		return ErrMoving
 	case p.closing:
 		return ErrShuttingDown
 	case e.busy:
@@ -606,6 +609,10 @@ func (p *Pool) acquire(ctx context.Context, tenant string, id ID) (*entry, error
 	if ok && e.gone { // a tombstone: the session is being deleted
 		p.mu.Unlock()
 		return nil, ErrNotFound
+	}
+	if ok && e.moving {
+		p.mu.Unlock()
+		return nil, ErrMoving
 	}
 	if !ok {
 		e = &entry{key: k, tenant: tenant, id: id, ready: make(chan struct{})}
