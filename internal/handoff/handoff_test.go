@@ -267,8 +267,11 @@ func TestAHeldSessionAnswersMoving(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, call := range map[string]func() error{
-		"get":   func() error { _, err := r.pool.Get(t.Context(), s.Tenant, s.ID); return err },
-		"turn":  func() error { _, err := r.pool.Turn(t.Context(), s.Tenant, s.ID, session.TurnInput{Content: "x"}); return err },
+		"get": func() error { _, err := r.pool.Get(t.Context(), s.Tenant, s.ID); return err },
+		"turn": func() error {
+			_, err := r.pool.Turn(t.Context(), s.Tenant, s.ID, session.TurnInput{Content: "x"})
+			return err
+		},
 		"clear": func() error { _, err := r.pool.Clear(t.Context(), s.Tenant, s.ID); return err },
 		"del":   func() error { return r.pool.Delete(t.Context(), s.Tenant, s.ID) },
 	} {
