@@ -121,6 +121,8 @@ type Failure struct {
 var (
 	ErrUnknownNode = errors.New("no such member of the fleet")
 	ErrSelf        = errors.New("a replica cannot move its sessions to itself")
+	ErrUnreachable = errors.New("the replica to move from does not answer")
+	ErrRefused     = errors.New("the move was refused")
 )
 
 // Move hands every session stored here and owned here to the member to.
@@ -158,6 +160,47 @@ func (m *Mover) Move(ctx context.Context, to string) (Result, error) {
 		res.Moved++
 	}
 	m.log.Info("handoff finished", zap.String("to", to), zap.Int("moved", res.Moved), zap.Int("failed", len(res.Failed)))
+	return res, nil
+}
+
+// MoveFrom moves the sessions of the member from to the member to: here,
+// or by asking from over the cluster channel (the admin API of any replica
+// can start it).
+func (m *Mover) MoveFrom(ctx context.Context, from, to string) (Result, error) {
+	if from == m.cfg.Fleet.Self() {
+		return m.Move(ctx, to)
+	}
+	url, ok := m.cfg.Fleet.Peers()[from]
+	if !ok {
+		return Result{From: from, To: to}, fmt.Errorf("%w: %q", ErrUnknownNode, from)
+	}
+	body, _ := json.Marshal(map[string]string{"to": to})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(url, "/")+MovePath, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+m.cfg.Key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.cfg.Client.Do(req)
+	if err != nil {
+		return Result{From: from, To: to}, fmt.Errorf("%w: %s: %w", ErrUnreachable, from, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		if resp.StatusCode == http.StatusBadRequest {
+			return Result{From: from, To: to}, fmt.Errorf("%w: %s", ErrRefused, e.Error.Message)
+		}
+		return Result{From: from, To: to}, fmt.Errorf("%s answered %s: %s", from, resp.Status, e.Error.Message)
+	}
+	var res Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return Result{From: from, To: to}, fmt.Errorf("%s answered: %w", from, err)
+	}
 	return res, nil
 }
 

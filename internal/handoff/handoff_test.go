@@ -421,3 +421,27 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestMoveFromAnotherReplica(t *testing.T) {
+	d := newDirectory()
+	a, b, c := newReplica(t, d, "a", time.Second), newReplica(t, d, "b", time.Second), newReplica(t, d, "c", time.Second)
+	s := a.create(t, d, "acme", "alice")
+	a.turn(t, s, "one")
+	// c asks a (over the cluster channel) to move its sessions to b.
+	res, err := c.mover.MoveFrom(t.Context(), "a", "b")
+	if err != nil || res.Moved != 1 || res.From != "a" || res.To != "b" {
+		t.Fatalf("MoveFrom = %+v, %v", res, err)
+	}
+	if _, err := b.pool.Get(t.Context(), s.Tenant, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ from, to string }{{"a", "a"}, {"a", "nobody"}, {"nobody", "b"}} {
+		if _, err := c.mover.MoveFrom(t.Context(), bad.from, bad.to); err == nil {
+			t.Errorf("MoveFrom(%s, %s) did not fail", bad.from, bad.to)
+		}
+	}
+	a.srv.Close()
+	if _, err := c.mover.MoveFrom(t.Context(), "a", "b"); !errors.Is(err, handoff.ErrUnreachable) {
+		t.Errorf("from a dead replica: %v", err)
+	}
+}
