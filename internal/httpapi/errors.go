@@ -33,6 +33,7 @@ const (
 	CodeInternal             = "internal"               // 500 see the server log
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
 	CodeRequestTimeout       = "request_timeout"        // 408 the request body did not arrive within the read timeout
+	CodeOwnerUnavailable     = "owner_unavailable"      // 503 the replica that owns the session is down or handing it over; retry after Retry-After
 )
 
 // apiError is an error with its HTTP status and code.
@@ -60,6 +61,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusNotFound, CodeNotFound, "no such session"
 	case errors.Is(err, session.ErrBusy):
 		return http.StatusConflict, CodeSessionBusy, "a turn is already running in this session; wait for it or cancel it"
+	case errors.Is(err, session.ErrMoving):
+		return http.StatusServiceUnavailable, CodeOwnerUnavailable, "the session is moving to another replica; retry in a moment"
 	case errors.Is(err, session.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeShuttingDown, "agentd is shutting down; retry on another replica"
 	case errors.Is(err, rollback.ErrConflict):
@@ -93,6 +96,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentd"`)
 	}
+	if code == CodeOwnerUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	if code == CodeShuttingDown {
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Connection", "close")
@@ -105,7 +111,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // logError classifies err and logs it when it is the server's fault.
 func (s *Server) logError(r *http.Request, err error) (int, string, string) {
 	status, code, msg := classify(err)
-	if status >= 500 && code != CodeShuttingDown {
+	if status >= 500 && code != CodeShuttingDown && !errors.Is(err, session.ErrMoving) {
 		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 	}
 	return status, code, msg
