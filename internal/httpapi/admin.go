@@ -43,6 +43,7 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Get("/versions", s.listVersions)
 	r.Get("/versions/{n}", s.getVersion)
 	r.Post("/rollback", s.postRollback)
+	r.Post("/fleet/move", s.postMove)
 }
 
 func (s *Server) requireAdmin(next http.Handler) http.Handler {

@@ -33,7 +33,7 @@ const (
 	CodeInternal             = "internal"               // 500 see the server log
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
 	CodeRequestTimeout       = "request_timeout"        // 408 the request body did not arrive within the read timeout
-	CodeOwnerUnavailable     = "owner_unavailable"      // 503 the replica that owns the session did not answer; Retry-After
+	CodeOwnerUnavailable     = "owner_unavailable"      // 503 the replica that owns the session did not answer, or is handing it to another; Retry-After
 	CodeNoQuorum             = "no_quorum"              // 503 the fleet has no leader: configuration writes wait; Retry-After
 )
 
@@ -65,6 +65,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusNotFound, CodeNotFound, "no such session"
 	case errors.Is(err, session.ErrBusy):
 		return http.StatusConflict, CodeSessionBusy, "a turn is already running in this session; wait for it or cancel it"
+	case errors.Is(err, session.ErrMoving):
+		return http.StatusServiceUnavailable, CodeOwnerUnavailable, "the session is moving to another replica; retry in a moment"
 	case errors.Is(err, session.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeShuttingDown, "agentd is shutting down; retry on another replica"
 	case errors.Is(err, rollback.ErrConflict):
@@ -98,12 +100,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentd"`)
 	}
-	switch code {
-	case CodeShuttingDown:
+	switch {
+	case code == CodeShuttingDown:
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Connection", "close")
-	case CodeOwnerUnavailable, CodeNoQuorum:
-		w.Header().Set("Retry-After", retryAfterFleet)
+	case errors.Is(err, session.ErrMoving): // a handoff holds a session for a moment
+		w.Header().Set("Retry-After", "1")
+	case code == CodeOwnerUnavailable, code == CodeNoQuorum:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", retryAfterFleet)
+		}
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = code, msg
@@ -114,6 +120,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) logError(r *http.Request, err error) (int, string, string) {
 	status, code, msg := classify(err)
 	switch {
+	case errors.Is(err, session.ErrMoving): // the handoff logs what it does
 	case code == CodeOwnerUnavailable || code == CodeNoQuorum:
 		// The fleet's state, not a bug here: worth a line, not an alarm.
 		s.log.Warn("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("code", code), zap.Error(err))

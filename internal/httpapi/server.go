@@ -43,6 +43,8 @@ type Config struct {
 	Timeouts Timeouts
 	// Control enables /v1/admin (admin keys only): nil answers 503.
 	Control Control
+	// Handoff, if set, serves POST /v1/admin/fleet/move (a fleet).
+	Handoff Handoff
 	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
 	ACP http.Handler
 	// Metrics, if set, serves GET /metrics, without a key like the health

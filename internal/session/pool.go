@@ -198,6 +198,7 @@ type entry struct {
 	refs   int  // operations holding the entry; never evicted while > 0
 	busy   bool // a turn or an exclusive change runs
 	gone   bool // deleted or evicted: holders must not use it for new work
+	moving bool // held for a handoff to another replica (Hold): every call gets ErrMoving
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
@@ -581,6 +582,8 @@ func (p *Pool) claim(e *entry, cancel context.CancelCauseFunc) error {
 	switch {
 	case e.gone:
 		return ErrNotFound
+	case e.moving:
+		return ErrMoving
 	case p.closing:
 		return ErrShuttingDown
 	case e.busy:
@@ -614,6 +617,10 @@ func (p *Pool) acquire(ctx context.Context, tenant string, id ID) (*entry, error
 	if ok && e.gone { // a tombstone: the session is being deleted
 		p.mu.Unlock()
 		return nil, ErrNotFound
+	}
+	if ok && e.moving {
+		p.mu.Unlock()
+		return nil, ErrMoving
 	}
 	if !ok {
 		e = &entry{key: k, tenant: tenant, id: id, ready: make(chan struct{})}
