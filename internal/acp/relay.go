@@ -280,6 +280,7 @@ func (up *upstream) open() error {
 	}
 	ws.SetReadLimit(int64(sdkMaxLine))
 	up.ws = ws
+	up.stopPing = c.s.heartbeat(ws) // before anything may call close
 	fromOwner, toSDK := io.Pipe()
 	up.cs = sdk.NewClientSideConnection(relayClient{up}, relayOutput{up}, fromOwner)
 	stdlog, _ := zap.NewStdLogAt(c.log.Named("sdk-relay").With(zap.String("owner", up.node)), zapcore.DebugLevel)
@@ -292,7 +293,6 @@ func (up *upstream) open() error {
 		up.close()
 	}()
 	go up.read(toSDK)
-	up.stopPing = c.s.heartbeat(ws)
 	init := c.clientInit()
 	if _, err := up.cs.Initialize(ctx, init); err != nil {
 		up.close()
