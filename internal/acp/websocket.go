@@ -27,7 +27,10 @@ const maxUserLen = 256
 // and acts for the end user named by X-Agentd-User or the "user" query
 // parameter (400 without one). It is mounted behind the API's own
 // authentication or alone: it checks the key itself. While shutting down
-// it answers 503.
+// it answers 503. In a fleet, the connection relays requests about
+// sessions other replicas own to them with the same key and user
+// (relay.go); a connection with ForwardedByHeader is relayed by another
+// replica and never relays further.
 func (s *Server) Handler(keys *tenant.Keys) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
