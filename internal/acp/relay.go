@@ -322,11 +322,11 @@ func (up *upstream) close() {
 		up.ended = true
 		up.relayed.Broadcast()
 		up.mu.Unlock()
-		if up.stopPing != nil {
-			up.stopPing()
-		}
 		if up.ws != nil {
 			_ = (&wsTransport{c: up.ws}).Close()
+		}
+		if up.stopPing != nil { // after the close: a ping waiting for its pong returns
+			up.stopPing()
 		}
 	})
 }
