@@ -398,17 +398,29 @@ func TestRelayPrompt(t *testing.T) {
 func TestRelayCancel(t *testing.T) {
 	tests := []struct {
 		name   string
-		cancel func(p *peer, sid, pid string)
+		cancel func(p *peer, sid, pid string) (after string) // a request answered after the prompt
 		reason string
 		answer bool // the prompt is answered "cancelled"
 	}{
-		{"session/cancel", func(p *peer, sid, _ string) { p.notify("session/cancel", map[string]any{"sessionId": sid}) }, acp.ReasonSessionCancel, true},
-		{"session/cancel as a request", func(p *peer, sid, _ string) { p.request("session/cancel", map[string]any{"sessionId": sid}) }, acp.ReasonSessionCancel, true},
-		{"$/cancel_request", func(p *peer, _, pid string) {
-			p.notify("$/cancel_request", map[string]any{"requestId": json.Number(pid)})
+		{"session/cancel", func(p *peer, sid, _ string) string {
+			p.notify("session/cancel", map[string]any{"sessionId": sid})
+			return ""
 		}, acp.ReasonSessionCancel, true},
-		{"session/close", func(p *peer, sid, _ string) { p.request("session/close", map[string]any{"sessionId": sid}) }, acp.ReasonSessionCancel, true},
-		{"disconnect", func(p *peer, _, _ string) { p.c.Close(websocket.StatusNormalClosure, "bye") }, acp.ReasonConnectionClosed, false},
+		{"session/cancel as a request", func(p *peer, sid, _ string) string {
+			p.request("session/cancel", map[string]any{"sessionId": sid})
+			return ""
+		}, acp.ReasonSessionCancel, true},
+		{"$/cancel_request", func(p *peer, _, pid string) string {
+			p.notify("$/cancel_request", map[string]any{"requestId": json.Number(pid)})
+			return ""
+		}, acp.ReasonSessionCancel, true},
+		{"session/close", func(p *peer, sid, _ string) string {
+			return p.request("session/close", map[string]any{"sessionId": sid})
+		}, acp.ReasonSessionCancel, true},
+		{"disconnect", func(p *peer, _, _ string) string {
+			p.c.Close(websocket.StatusNormalClosure, "bye")
+			return ""
+		}, acp.ReasonConnectionClosed, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -421,11 +433,21 @@ func TestRelayCancel(t *testing.T) {
 			for agentText(streamed) != "working" {
 				streamed = append(streamed, pb.read())
 			}
-			tc.cancel(pb, sid, pid)
+			after := tc.cancel(pb, sid, pid)
 			if tc.answer {
-				_, resp := pb.until(pid)
+				before, resp := pb.until(pid)
 				if resp.result()["stopReason"] != "cancelled" {
 					t.Errorf("prompt = %v; want cancelled", resp)
+				}
+				for _, m := range before {
+					if after != "" && m.id() == after {
+						t.Errorf("answered %v before the prompt", m)
+					}
+				}
+				if after != "" {
+					if _, resp := pb.until(after); resp.errCode() != 0 {
+						t.Errorf("%s = %v", tc.name, resp)
+					}
 				}
 			}
 			waitFor(t, func() bool {
@@ -461,6 +483,34 @@ func TestRelayCancelOrder(t *testing.T) {
 	second := pb.request("session/prompt", textPrompt(sid, "two"))
 	if _, resp := pb.until(second); resp.result()["stopReason"] != "end_turn" {
 		t.Errorf("second prompt = %v; want end_turn", resp)
+	}
+}
+
+// TestRelayPipelined: a prompt sent right after a session/load of its
+// session runs after the replay and the load's response, through a relay
+// as here.
+func TestRelayPipelined(t *testing.T) {
+	a, b, d := newFleet(t, session.Config{}, agenttest.Reply("first answer"), agenttest.Reply("second answer"))
+	sid := remoteSession(t, a, d)
+	pa := dialPeer(t, a.ts.URL, wsKey, "alice")
+	pa.initialize()
+	pa.call("session/prompt", textPrompt(sid, "first"))
+	pb := dialPeer(t, b.ts.URL, wsKey, "alice")
+	pb.initialize()
+	load := pb.request("session/load", loadParams(sid))
+	prompt := pb.request("session/prompt", textPrompt(sid, "second"))
+	before, resp := pb.until(prompt)
+	if resp.result()["stopReason"] != "end_turn" {
+		t.Fatalf("prompt = %v", resp)
+	}
+	loadAt := -1
+	for i, m := range before {
+		if m.id() == load && m.method() == "" {
+			loadAt = i
+		}
+	}
+	if loadAt < 0 || agentText(before[:loadAt]) != "first answer" || agentText(before[loadAt:]) != "second answer" {
+		t.Errorf("load answered at %d of %v; want after the replay, before the prompt's updates", loadAt, before)
 	}
 }
 
