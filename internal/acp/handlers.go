@@ -101,7 +101,7 @@ func (a agentSide) LoadSession(_ context.Context, req sdk.LoadSessionRequest) (_
 	} else if up != nil {
 		// The owner replays; each update is on the client's wire before
 		// LoadSession returns (relay.go).
-		resp, err := up.cs.LoadSession(context.Background(), req)
+		resp, err := up.cs.LoadSession(up.ctx, req)
 		if err != nil {
 			return sdk.LoadSessionResponse{}, up.mapErr(err, sid)
 		}
@@ -136,7 +136,7 @@ func (a agentSide) ResumeSession(_ context.Context, req sdk.ResumeSessionRequest
 	if up, rerr := c.route(sid); rerr != nil {
 		return sdk.ResumeSessionResponse{}, rerr
 	} else if up != nil {
-		resp, err := up.cs.ResumeSession(context.Background(), req)
+		resp, err := up.cs.ResumeSession(up.ctx, req)
 		if err != nil {
 			return sdk.ResumeSessionResponse{}, up.mapErr(err, sid)
 		}
@@ -271,7 +271,7 @@ func (a agentSide) Cancel(_ context.Context, n sdk.CancelNotification) (err erro
 	case perr != nil:
 		return perr
 	case up != nil && call && pr == nil:
-		if _, err := up.cs.ResumeSession(context.Background(), sdk.ResumeSessionRequest{SessionId: n.SessionId, Cwd: "/"}); err != nil {
+		if _, err := up.cs.ResumeSession(up.ctx, sdk.ResumeSessionRequest{SessionId: n.SessionId, Cwd: "/"}); err != nil {
 			return up.mapErr(err, sid)
 		}
 	}
@@ -297,7 +297,7 @@ func (c *conn) cancelSession(sid session.ID) (*prompt, *upstream, *Error) {
 	case up != nil:
 		// Written before Cancel returns: the owner reads it before what
 		// the client sends next.
-		if err := up.cs.Cancel(context.Background(), sdk.CancelNotification{SessionId: sdk.SessionId(sid)}); err != nil && pr == nil {
+		if err := up.cs.Cancel(up.ctx, sdk.CancelNotification{SessionId: sdk.SessionId(sid)}); err != nil && pr == nil {
 			return nil, nil, up.mapErr(err, sid)
 		}
 		return pr, up, nil
@@ -371,7 +371,7 @@ func (a agentSide) SetSessionConfigOption(_ context.Context, req sdk.SetSessionC
 	if up, rerr := c.route(sid); rerr != nil {
 		return sdk.SetSessionConfigOptionResponse{}, rerr
 	} else if up != nil {
-		resp, err := up.cs.SetSessionConfigOption(context.Background(), req)
+		resp, err := up.cs.SetSessionConfigOption(up.ctx, req)
 		if err != nil {
 			return sdk.SetSessionConfigOptionResponse{}, up.mapErr(err, sid)
 		}

@@ -80,16 +80,17 @@ const (
 	relaySlots = 256
 )
 
-// relayHTTPClient dials owners directly: replicas reach each other on
-// the addresses of the membership, never through an HTTP proxy of the
-// environment, and WebSocket needs HTTP/1.1.
-var relayHTTPClient = func() *http.Client {
+// newRelayHTTPClient returns the client that dials owners: directly, as
+// replicas reach each other on the addresses of the membership, never
+// through an HTTP proxy of the environment, and over HTTP/1.1, which
+// WebSocket needs.
+func newRelayHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	t.ForceAttemptHTTP2 = false
 	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	return &http.Client{Transport: t}
-}()
+}
 
 // relayCreds are what a WebSocket connection was authenticated with,
 // passed on to owners. Zero for stdio: no relay.
@@ -97,6 +98,10 @@ type relayCreds struct {
 	auth        string // "Bearer <key>"; never logged
 	forwardedBy string // the replica that relays this connection, if any
 }
+
+// codeRequestCancelled is the SDK's error for a request whose context
+// ended (toReqErr); agentd never answers with it.
+const codeRequestCancelled = -32800
 
 func errOwnerUnavailable(sid session.ID, node, msg string) *Error {
 	return &Error{Code: CodeOwnerUnavailable, Message: "Owner unavailable: " + msg,
@@ -198,6 +203,9 @@ type upstream struct {
 	node, base string
 	ready      chan struct{} // closed once open returned
 	err        error         // open's
+	// ctx is the relayed requests': it ends when the upstream closes.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	ws        *websocket.Conn
 	cs        *sdk.ClientSideConnection
@@ -226,8 +234,9 @@ type sent struct {
 }
 
 func newUpstream(c *conn, node, base string) *upstream {
+	ctx, cancel := context.WithCancel(context.Background())
 	up := &upstream{
-		c: c, node: node, base: base, ready: make(chan struct{}), closed: make(chan struct{}),
+		c: c, node: node, base: base, ready: make(chan struct{}), closed: make(chan struct{}), ctx: ctx, cancel: cancel,
 		slots: make(chan struct{}, relaySlots), sent: map[string]*sent{}, asks: map[string]string{}, asking: map[string]chan struct{}{},
 	}
 	up.relayed = sync.NewCond(&up.mu)
@@ -271,7 +280,7 @@ func (up *upstream) open() error {
 	h.Set("Authorization", c.creds.auth)
 	h.Set(UserHeader, c.peer.User)
 	h.Set(ForwardedByHeader, c.s.cfg.Fleet.Self())
-	ws, resp, err := websocket.Dial(ctx, target, &websocket.DialOptions{HTTPClient: relayHTTPClient, HTTPHeader: h})
+	ws, resp, err := websocket.Dial(ctx, target, &websocket.DialOptions{HTTPClient: c.s.relayHTTP, HTTPHeader: h})
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("open %s: HTTP %d: %w", target, resp.StatusCode, err)
@@ -328,6 +337,10 @@ func (up *upstream) close() {
 		if up.stopPing != nil { // after the close: a ping waiting for its pong returns
 			up.stopPing()
 		}
+		// After the close too: what the SDK sends when a request's
+		// context ends (Connection.waitForResponse) does not reach the
+		// owner.
+		up.cancel()
 	})
 }
 
@@ -543,7 +556,9 @@ func (up *upstream) cancelRequest(id json.RawMessage) {
 func (up *upstream) mapErr(err error, sid session.ID) *Error {
 	var re *sdk.RequestError
 	isRE := errors.As(err, &re)
-	if up.gone() && (!isRE || re.Code == CodeInternalError) { // the SDK's "peer disconnected"
+	// The SDK's own errors: "peer disconnected" (-32603), or -32800 when
+	// the upstream's context ended with it.
+	if up.gone() && (!isRE || re.Code == CodeInternalError || re.Code == codeRequestCancelled) {
 		up.c.log.Warn("acp relay: the owner went away", zap.String("session_id", string(sid)), zap.String("owner", up.node), zap.Error(err))
 		return errOwnerUnavailable(sid, up.node, fmt.Sprintf("session %s is served by node %s, which closed the connection; retry in a few seconds", sid, quote(up.node)))
 	}
@@ -657,7 +672,7 @@ func (c *conn) relayPrompt(up *upstream, pr *prompt, req sdk.PromptRequest) (sdk
 	go func() {
 		// Not a context that a cancel ends: Connection.waitForResponse
 		// (SDK) would stop waiting for the owner's answer.
-		resp, err := up.cs.Prompt(context.Background(), req)
+		resp, err := up.cs.Prompt(up.ctx, req)
 		done <- result{resp, err}
 	}()
 	var r result
@@ -709,7 +724,7 @@ func (c *conn) relayClose(up *upstream, req sdk.CloseSessionRequest, pass func()
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := up.cs.CloseSession(context.Background(), req)
+		resp, err := up.cs.CloseSession(up.ctx, req)
 		done <- result{resp, err}
 	}()
 	var r result

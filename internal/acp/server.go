@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -72,9 +73,10 @@ var ErrShuttingDown = errors.New("acp: agentd is shutting down")
 
 // Server serves ACP connections over a pool.
 type Server struct {
-	pool *session.Pool
-	cfg  Config
-	log  *zap.Logger
+	pool      *session.Pool
+	cfg       Config
+	log       *zap.Logger
+	relayHTTP *http.Client // dials the owners of relayed sessions
 
 	mu      sync.Mutex
 	closing bool
@@ -108,7 +110,7 @@ func New(pool *session.Pool, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Server{pool: pool, cfg: cfg, log: cfg.Logger.Named("acp"), conns: map[*conn]struct{}{}}
+	return &Server{pool: pool, cfg: cfg, log: cfg.Logger.Named("acp"), relayHTTP: newRelayHTTPClient(), conns: map[*conn]struct{}{}}
 }
 
 // Peer is who a connection acts for.
