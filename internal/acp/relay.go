@@ -25,8 +25,11 @@ package acp
 //     "cancelled", after the turn's last updates): it is cancelled on the
 //     owner with a $/cancel_request of its own id, which the SDK would
 //     send only by giving up on the answer (Connection.waitForResponse);
-//   - a permission request the owner withdraws is withdrawn from the
-//     client before anything the owner sent after the withdrawal.
+//   - a request of the owner (a permission request) or its withdrawal
+//     never overtakes an update the owner sent before it (waitRelayed),
+//     and a withdrawn permission request is withdrawn from the client
+//     before anything the owner sent after the withdrawal;
+//   - the client paces the owner: at most relaySlots updates wait for it.
 
 import (
 	"bytes"
