@@ -61,7 +61,7 @@ func TestRelayInteropTypeScriptSDK(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	d.member("c", down.URL)
 	down.Close()
-	downSID, orphan := session.NewID(time.Now()), session.NewID(time.Now())
+	downSID, orphan := session.NewID(time.Now(), ""), session.NewID(time.Now(), "")
 	d.own(string(downSID), "c")
 	d.own(string(orphan), "gone")
 

@@ -589,7 +589,7 @@ func TestRelayTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.own(string(other.ID), "a")
-	orphan := session.NewID(time.Now())
+	orphan := session.NewID(time.Now(), "")
 	d.own(string(orphan), "gone")
 	pb := dialPeer(t, b.ts.URL, wsKey, "alice")
 	pb.initialize()
@@ -629,9 +629,9 @@ func TestRelayOwnerUnavailable(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	d.member("c", down.URL)
 	down.Close() // a member whose address refuses connections
-	sid := session.NewID(time.Now())
+	sid := session.NewID(time.Now(), "")
 	d.own(string(sid), "c")
-	a2 := session.NewID(time.Now())
+	a2 := session.NewID(time.Now(), "")
 	d.own(string(a2), "a")
 
 	check := func(t *testing.T, code int, e map[string]any, node string) {

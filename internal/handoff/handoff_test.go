@@ -364,7 +364,7 @@ func TestImportRefusesWhatIsNotAWorkspace(t *testing.T) {
 	dst := newReplica(t, d, "b", time.Second)
 	outside := t.TempDir()
 	sess := func() *session.Session {
-		return &session.Session{ID: session.NewID(time.Now()), Tenant: "acme", User: "u", Messages: []agent.Message{}}
+		return &session.Session{ID: session.NewID(time.Now(), ""), Tenant: "acme", User: "u", Messages: []agent.Message{}}
 	}
 	owned := sess()
 	d.home[owned.ID] = "b"
