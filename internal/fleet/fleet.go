@@ -339,20 +339,27 @@ func (n *Node) barrier(r *raft.Raft, ready chan struct{}) {
 	}
 }
 
-// Leading implements rollback.Replicator.
+// Leading implements rollback.Replicator. Raft says it leads a moment
+// before it tells (LeaderCh): the wait re-reads the state.
 func (n *Node) Leading(ctx context.Context) bool {
 	r := n.raftNode()
-	if r == nil || r.State() != raft.Leader {
+	if r == nil {
 		return false
 	}
-	n.mu.Lock()
-	ready := n.ready
-	n.mu.Unlock()
-	select {
-	case <-ready:
-		return r.State() == raft.Leader
-	case <-ctx.Done():
-		return false
+	for {
+		if r.State() != raft.Leader {
+			return false
+		}
+		n.mu.Lock()
+		ready := n.ready
+		n.mu.Unlock()
+		select {
+		case <-ready:
+			return r.State() == raft.Leader
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -489,6 +496,15 @@ func nodeOf(id session.ID) string {
 	return ""
 }
 
+// validID accepts both forms of session ids. It stands for session.ID.Valid
+// of the session-forwarding change of issue 12 (which accepts both).
+func validID(id session.ID) bool {
+	if node := nodeOf(id); node != "" {
+		return validNode(node) == nil && session.ID(strings.TrimSuffix(string(id), "_"+node)).Valid()
+	}
+	return id.Valid()
+}
+
 // Moved records, through the log, that the sessions ids are held by node
 // to from now on (the handoff's last step). It returns once applied here.
 func (n *Node) Moved(ctx context.Context, ids []session.ID, to string) error {
@@ -500,7 +516,7 @@ func (n *Node) Moved(ctx context.Context, ids []session.ID, to string) error {
 	}
 	m := movedEntry{To: to}
 	for _, id := range ids {
-		if !id.Valid() {
+		if !validID(id) {
 			return fmt.Errorf("%q is not a session id", id)
 		}
 		m.IDs = append(m.IDs, string(id))

@@ -64,8 +64,12 @@ func (l *streamLayer) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closed)
 		l.mu.Lock()
-		defer l.mu.Unlock()
+		live := make([]net.Conn, 0, len(l.live))
 		for c := range l.live {
+			live = append(live, c)
+		}
+		l.mu.Unlock()
+		for _, c := range live {
 			c.Close()
 		}
 	})
