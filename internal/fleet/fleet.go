@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
 		return nil, fmt.Errorf("open the raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
-	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir, "snapshots"), 2, hlog); err != nil {
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog); err != nil { // in dir/snapshots
 		n.store.Close()
 		return nil, fmt.Errorf("raft snapshots: %w", err)
 	}

@@ -236,7 +236,10 @@ func TestOneVersionSequence(t *testing.T) {
 		want error
 	}{
 		{"stale If-Match", func() error { _, err := f.h.Apply(ctx, []byte(docBeta), 2, "ops", "late"); return err }, rollback.ErrConflict},
-		{"invalid document", func() error { _, err := f.h.Apply(ctx, []byte(`{"model":{"stable":"nope"}}`), 6, "ops", "bad"); return err }, rollback.ErrInvalid},
+		{"invalid document", func() error {
+			_, err := f.h.Apply(ctx, []byte(`{"model":{"stable":"nope"}}`), 6, "ops", "bad")
+			return err
+		}, rollback.ErrInvalid},
 		{"unknown variant", func() error { _, _, err := f.h.Halt(ctx, canary.Model, "ghost", "ops", "x", nil); return err }, rollback.ErrUnknownVariant},
 		{"no such version", func() error { _, err := f.h.Revert(ctx, 99, "ops", "x"); return err }, rollback.ErrNotFound},
 		{"no reason", func() error { _, err := f.h.Revert(ctx, 1, "ops", ""); return err }, rollback.ErrReasonRequired},
