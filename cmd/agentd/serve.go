@@ -21,6 +21,7 @@ import (
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/control"
+	"github.com/agentd/agentd/internal/fleet"
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
@@ -35,6 +36,7 @@ type app struct {
 	log  *zap.Logger
 	db   *boltdb.DB
 	ctl  *control.Plane
+	node *fleet.Node // nil: a single replica
 	pool *session.Pool
 	acp  *acp.Server
 	api  *httpapi.Server
@@ -57,12 +59,24 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, usageError{err}
 	}
-	ctl, err := control.New(ctx, control.Config{
+	a := &app{cfg: cfg, log: log, db: db}
+	ccfg := control.Config{
 		ConfigDir: cfg.ConfigDir, DataDir: cfg.DataDir, KeysFile: cfg.APIKeysFile, Model: cfg.Model, Models: cfg.Models,
 		Versions: db.Versions(), ShellTimeout: cfg.ShellTimeout, WebFetch: cfg.WebFetch, WebFetchAllow: cfg.WebFetchAllow,
 		ClientVersion: version, Logger: log,
-	})
+	}
+	if cfg.Peers != "" { // a fleet: the control plane is replicated
+		fc := cfg.fleet(db.Directory())
+		fc.Logger = log
+		if a.node, err = fleet.New(ctx, fc); err != nil {
+			db.Close()
+			return nil, err
+		}
+		ccfg.Fleet = a.node
+	}
+	ctl, err := control.New(ctx, ccfg)
 	if err != nil { // a *control.ConfigError is a usage error (exitCode)
+		a.closeNode()
 		db.Close()
 		return nil, err
 	}
@@ -75,12 +89,13 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		})
 	if err != nil {
 		ctl.Close()
+		a.closeNode()
 		db.Close()
 		return nil, err
 	}
 	acpSrv := acp.New(pool, acp.Config{Models: ctl.Models, Version: version, Logger: log,
 		WriteTimeout: cfg.HTTP.Write, Heartbeat: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout})
-	api := httpapi.New(pool, keys, httpapi.Config{
+	hcfg := httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Timeouts: cfg.HTTP, Logger: log,
 		Control: ctl,
 		ACP:     acpSrv.Handler(keys),
@@ -96,8 +111,21 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 			GuardReported: ctl.GuardReported,
 		}),
 		OnRequest: met.Request,
-	})
-	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
+	}
+	if a.node != nil {
+		hcfg.Cluster = a.node.Handler()
+		hcfg.FleetStatus = func(ctx context.Context) any { return a.node.Status(ctx) }
+	}
+	a.ctl, a.pool, a.acp, a.api = ctl, pool, acpSrv, httpapi.New(pool, keys, hcfg)
+	return a, nil
+}
+
+// closeNode leaves the fleet, if the replica is in one.
+func (a *app) closeNode() error {
+	if a.node == nil {
+		return nil
+	}
+	return a.node.Close()
 }
 
 // turnObserver sends each finished turn to the guard (the control plane)
@@ -161,8 +189,8 @@ func (a *app) close() error {
 		if a.hup != nil {
 			signal.Stop(a.hup)
 		}
-		a.ctl.Close()
-		a.closeErr = a.db.Close()
+		a.ctl.Close()                                         // the guard's last halts may still go through the fleet
+		a.closeErr = errors.Join(a.closeNode(), a.db.Close()) // the log's applies write to the store
 	})
 	return a.closeErr
 }
@@ -194,7 +222,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { errc <- a.api.HTTPServer().Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
 		zap.String("model", cfg.Model), zap.Strings("models", cfg.Models), zap.String("llm_base_url", cfg.OpenAIBaseURL),
-		zap.String("data", cfg.DataDir), zap.Int("api_keys", keys.Len()))
+		zap.String("data", cfg.DataDir), zap.Int("api_keys", keys.Len()), zap.String("node", cfg.Node), zap.Bool("fleet", cfg.Peers != ""))
 
 	select {
 	case err := <-errc:

@@ -33,6 +33,7 @@ const (
 	CodeInternal             = "internal"               // 500 see the server log
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
 	CodeRequestTimeout       = "request_timeout"        // 408 the request body did not arrive within the read timeout
+	CodeNoQuorum             = "no_quorum"              // 503 the fleet has no leader a majority reaches: configuration changes wait
 )
 
 // apiError is an error with its HTTP status and code.
@@ -62,6 +63,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusConflict, CodeSessionBusy, "a turn is already running in this session; wait for it or cancel it"
 	case errors.Is(err, session.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeShuttingDown, "agentd is shutting down; retry on another replica"
+	case errors.Is(err, rollback.ErrNoQuorum):
+		return http.StatusServiceUnavailable, CodeNoQuorum, err.Error()
 	case errors.Is(err, rollback.ErrConflict):
 		return http.StatusPreconditionFailed, CodePreconditionFailed, err.Error()
 	case errors.Is(err, rollback.ErrReasonRequired):
@@ -92,6 +95,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := s.logError(r, err)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentd"`)
+	}
+	if code == CodeNoQuorum {
+		w.Header().Set("Retry-After", "5")
 	}
 	if code == CodeShuttingDown {
 		w.Header().Set("Retry-After", "1")
