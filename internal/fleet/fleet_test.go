@@ -32,7 +32,7 @@ const docBeta = `{"models":["gpt-4o","gpt-5"],"model":{"stable":"gpt-4o","varian
 // member is one replica of a test fleet: a real store in a temp dir, a
 // replicated history, and the cluster handler on a real loopback listener.
 type member struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	addr   string // host:port it listens on
 	dir    string
@@ -47,7 +47,7 @@ type member struct {
 }
 
 // newFleet starts n members with static peers.
-func newFleet(t *testing.T, n int, tune func(*Config)) []*member {
+func newFleet(t testing.TB, n int, tune func(*Config)) []*member {
 	t.Helper()
 	var ms []*member
 	var spec []string
@@ -81,7 +81,9 @@ func (m *member) start() {
 	m.db = db
 	cfg := m.cfg
 	cfg.Directory = db.Directory()
-	cfg.Logger = zaptest.NewLogger(t).Named(m.name)
+	if cfg.Logger == nil {
+		cfg.Logger = zaptest.NewLogger(t).Named(m.name)
+	}
 	node, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +110,7 @@ func (m *member) start() {
 }
 
 // listenRetry listens on addr again (a restarted member keeps its address).
-func listenRetry(t *testing.T, addr string) net.Listener {
+func listenRetry(t testing.TB, addr string) net.Listener {
 	t.Helper()
 	var err error
 	for range 50 {
@@ -137,7 +139,7 @@ func (m *member) stop() {
 
 // waitFor polls cond until it holds (a generous deadline: no timed
 // assertions).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -148,7 +150,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func leaderOf(t *testing.T, ms []*member) *member {
+func leaderOf(t testing.TB, ms []*member) *member {
 	t.Helper()
 	var leader *member
 	waitFor(t, "a leader", func() bool {
@@ -173,7 +175,7 @@ func followerOf(ms []*member, leader *member) *member {
 }
 
 // converged waits until every running member applied and serves version n.
-func converged(t *testing.T, ms []*member, n int) {
+func converged(t testing.TB, ms []*member, n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("version %d everywhere", n), func() bool {
 		for _, m := range ms {
@@ -189,7 +191,7 @@ func converged(t *testing.T, ms []*member, n int) {
 }
 
 // poll is the watcher's poll on every member: the leader proposes the file.
-func poll(t *testing.T, ms []*member) {
+func poll(t testing.TB, ms []*member) {
 	for _, m := range ms {
 		if m.srv != nil {
 			_, _, _ = m.h.Reload(t.Context(), "canary.json changed")
