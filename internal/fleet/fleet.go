@@ -377,7 +377,7 @@ func (n *Node) IsLeader() bool {
 
 // Commit implements rollback.Replicator.
 func (n *Node) Commit(ctx context.Context, v rollback.Version) error {
-	resp, err := n.apply(ctx, entry{Version: &v})
+	resp, _, err := n.apply(ctx, entry{Version: &v})
 	if err != nil {
 		return err
 	}
@@ -388,15 +388,15 @@ func (n *Node) Commit(ctx context.Context, v rollback.Version) error {
 }
 
 // apply commits e through Raft on this leader and returns what its FSM
-// answered.
-func (n *Node) apply(ctx context.Context, e entry) (any, error) {
+// answered and the entry's index.
+func (n *Node) apply(ctx context.Context, e entry) (any, uint64, error) {
 	r := n.raftNode()
 	if r == nil {
-		return nil, fmt.Errorf("%w: the fleet is not started", rollback.ErrNoQuorum)
+		return nil, 0, fmt.Errorf("%w: the fleet is not started", rollback.ErrNoQuorum)
 	}
 	data, err := e.encode()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
@@ -406,17 +406,17 @@ func (n *Node) apply(ctx context.Context, e entry) (any, error) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: not committed within %v (it may still be; see the version history)", rollback.ErrNoQuorum, n.cfg.WriteTimeout)
+		return nil, 0, fmt.Errorf("%w: not committed within %v (it may still be; see the version history)", rollback.ErrNoQuorum, n.cfg.WriteTimeout)
 	}
 	switch {
 	case err == nil:
-		return f.Response(), nil
+		return f.Response(), f.Index(), nil
 	case errors.Is(err, raft.ErrLeadershipLost):
-		return nil, fmt.Errorf("%w: this replica lost the leadership while committing; the change may or may not be applied: see the version history", rollback.ErrNoQuorum)
+		return nil, 0, fmt.Errorf("%w: this replica lost the leadership while committing; the change may or may not be applied: see the version history", rollback.ErrNoQuorum)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
-		return nil, fmt.Errorf("%w: %v", rollback.ErrNoQuorum, err)
+		return nil, 0, fmt.Errorf("%w: %v", rollback.ErrNoQuorum, err)
 	default:
-		return nil, fmt.Errorf("commit: %w", err)
+		return nil, 0, fmt.Errorf("commit: %w", err)
 	}
 }
 
@@ -528,7 +528,7 @@ func (n *Node) Moved(ctx context.Context, ids []session.ID, to string) error {
 		m.IDs = append(m.IDs, string(id))
 	}
 	if n.Leading(ctx) {
-		resp, err := n.apply(ctx, entry{Moved: &m})
+		resp, _, err := n.apply(ctx, entry{Moved: &m})
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -154,7 +155,7 @@ func (n *Node) propose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Moved != nil {
-		resp, err := n.apply(ctx, entry{Moved: req.Moved})
+		resp, index, err := n.apply(ctx, entry{Moved: req.Moved})
 		if e, ok := resp.(error); ok && err == nil {
 			err = e
 		}
@@ -162,7 +163,7 @@ func (n *Node) propose(w http.ResponseWriter, r *http.Request) {
 			n.writeRollbackErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, proposeResponse{Index: n.raftNode().AppliedIndex()})
+		writeJSON(w, http.StatusOK, proposeResponse{Index: index})
 		return
 	}
 	n.mu.Lock()
@@ -269,13 +270,17 @@ func (n *Node) toLeader(ctx context.Context, path string, body, out any) error {
 	req.Header.Set("Authorization", "Bearer "+n.cfg.Key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := n.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", errNoLeader, leader, err)
+	var dial *net.OpError
+	if err != nil && errors.As(err, &dial) && dial.Op == "dial" {
+		return fmt.Errorf("%w: %s: %v", errNoLeader, leader, err) // not sent: safe to try again
+	}
+	if err != nil { // sent: the leader may have carried it out, so it is not sent again
+		return fmt.Errorf("%w: the leader %s did not answer; the change may or may not be applied (see the version history): %v", rollback.ErrNoQuorum, leader, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxClusterBody))
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", errNoLeader, leader, err)
+		return fmt.Errorf("%w: the leader %s's answer was cut; the change may or may not be applied (see the version history): %v", rollback.ErrNoQuorum, leader, err)
 	}
 	if resp.StatusCode/100 == 2 {
 		if out == nil || resp.StatusCode == http.StatusNoContent {
