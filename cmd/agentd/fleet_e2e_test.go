@@ -27,9 +27,10 @@ type member struct {
 	p                     *proc
 }
 
-// startFleet starts n replicas that list each other; keys[i], if given,
-// is member i's cluster key instead of the fleet's.
-func startFleet(t *testing.T, llm *llmtest.Server, n int, keys map[int]string) []*member {
+// startFleet starts n replicas that list each other, each with doc as its
+// canary.json; keys[i], if given, is member i's cluster key instead of the
+// fleet's.
+func startFleet(t *testing.T, llm *llmtest.Server, n int, doc string, keys map[int]string) []*member {
 	t.Helper()
 	var ms []*member
 	var spec []string
@@ -38,7 +39,7 @@ func startFleet(t *testing.T, llm *llmtest.Server, n int, keys map[int]string) [
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &member{name: fmt.Sprintf("n%d", i+1), addr: ln.Addr().String(), data: t.TempDir(), dir: configDir(t, betaConfig), key: clusterKey}
+		m := &member{name: fmt.Sprintf("n%d", i+1), addr: ln.Addr().String(), data: t.TempDir(), dir: configDir(t, doc), key: clusterKey}
 		ln.Close()
 		if k, ok := keys[i]; ok {
 			m.key = k
@@ -193,7 +194,7 @@ const fleetDoc = `{"models": ["stable-model", "canary-model"],
 // its data catches up.
 func TestFleetOneHistory(t *testing.T) {
 	llm := llmtest.NewServer(t)
-	ms := startFleet(t, llm, 3, nil)
+	ms := startFleet(t, llm, 3, betaConfig, nil)
 	lead, others := leader(t, ms)
 	everywhere(t, ms, 1) // the leader made canary.json version 1, once
 
@@ -270,7 +271,7 @@ func TestFleetOneHistory(t *testing.T) {
 // joins (the two others go on), and its cluster requests get 401.
 func TestFleetWrongKeyIsRefused(t *testing.T) {
 	llm := llmtest.NewServer(t)
-	ms := startFleet(t, llm, 3, map[int]string{2: "not-the-fleet-key-0123456789"})
+	ms := startFleet(t, llm, 3, betaConfig, map[int]string{2: "not-the-fleet-key-0123456789"})
 	good, bad := ms[:2], ms[2]
 	leader(t, good)
 	everywhere(t, good, 1)
@@ -351,4 +352,48 @@ func runServe(t *testing.T, env []string) (int, string) {
 	}, env...)
 	out, _ := cmd.CombinedOutput()
 	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// TestFleetGuardSeesEveryReplica: the failing canary turns are split over
+// the two followers, fewer than min_samples on each; the leader's guard
+// sees them all, halts the variant, and every replica serves the halt.
+func TestFleetGuardSeesEveryReplica(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	llm.SetResponder(func(r llmtest.Request) llmtest.Reply {
+		if r.Model == "canary-model" {
+			return llmtest.Reply{Status: 500, ErrorMessage: "canary model is broken"}
+		}
+		return llmtest.DefaultResponder(r)
+	})
+	cfg := `{"models": ["stable-model", "canary-model"],
+	  "model": {"stable": "stable-model", "variants": [{"name": "broken", "value": "canary-model", "percent": 50}]},
+	  "guard": {"min_samples": 8, "window": 20}}`
+	ms := startFleet(t, llm, 3, cfg, nil)
+	_, followers := leader(t, ms)
+	everywhere(t, ms, 1)
+	for _, f := range followers {
+		canaryIDs, stableIDs := guardSessions(f.p, 5)
+		for _, id := range stableIDs {
+			if r := f.p.turn(acmeKey, id, "ok?"); outcome(r)["incomplete_reason"] != nil {
+				t.Fatalf("stable turn on %s failed: %s", f.name, r.Raw)
+			}
+		}
+		for _, id := range canaryIDs[:4] {
+			if r := f.p.turn(acmeKey, id, "hello"); outcome(r)["incomplete_reason"] != "llm_error" {
+				t.Fatalf("canary turn on %s = %s; want llm_error", f.name, r.Raw)
+			}
+		}
+	}
+	waitLong(t, "the guard's halt on every replica", func() bool {
+		for _, m := range ms {
+			if !m.halted("broken") {
+				return false
+			}
+		}
+		return true
+	})
+	v := ms[0].p.do("GET", "/v1/admin/versions?limit=1", opsKey, "").Body["versions"].([]any)[0].(map[string]any)
+	if v["actor"] != "auto" || v["kind"] != "halt" || v["details"].(map[string]any)["window_turns"] != 8.0 {
+		t.Errorf("the guard's version = %v; want an automatic halt over the 8 turns of both followers", v)
+	}
 }
