@@ -74,10 +74,12 @@ type Config struct {
 	Logger *zap.Logger
 }
 
-// Paths the Handler serves (mounted behind the cluster key check).
+// Paths the Handler serves, under Prefix (mounted behind the cluster key
+// check).
 const (
-	ImportPath = "/cluster/v1/handoff/import"
-	MovePath   = "/cluster/v1/handoff/move"
+	Prefix     = "/cluster/v1/handoff/"
+	ImportPath = Prefix + "import"
+	MovePath   = Prefix + "move"
 )
 
 // maxSessionJSON bounds session.json in an incoming archive.

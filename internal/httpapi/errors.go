@@ -69,6 +69,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusServiceUnavailable, CodeOwnerUnavailable, "the session is moving to another replica; retry in a moment"
 	case errors.Is(err, session.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeShuttingDown, "agentd is shutting down; retry on another replica"
+	case errors.Is(err, rollback.ErrNoQuorum):
+		return http.StatusServiceUnavailable, CodeNoQuorum, err.Error()
 	case errors.Is(err, rollback.ErrConflict):
 		return http.StatusPreconditionFailed, CodePreconditionFailed, err.Error()
 	case errors.Is(err, rollback.ErrReasonRequired):

@@ -54,6 +54,12 @@ type Config struct {
 	// about a session another member owns are forwarded to it, and the
 	// listing covers every member (fleet.go). Nil: a single process.
 	Fleet Fleet
+	// Cluster, if set, serves /cluster/v1/* (a fleet's channel between
+	// replicas, fleet.Node.Handler): outside the API keys, it checks the
+	// cluster key itself.
+	Cluster http.Handler
+	// FleetStatus, if set, answers GET /v1/admin/fleet (fleet.Node.Status).
+	FleetStatus func(ctx context.Context) any
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
@@ -137,6 +143,9 @@ func (s *Server) routes() chi.Router {
 	})
 	if s.cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
+	if s.cfg.Cluster != nil {
+		r.Handle("/cluster/v1/*", s.cfg.Cluster)
 	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.authenticate)
@@ -313,7 +322,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			}
 			s.cfg.OnRequest(r.Method, route, lw.statusOr200(), time.Since(began))
 		}
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/cluster/") {
 			return
 		}
 		s.log.Info("request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", lw.status),
