@@ -146,7 +146,23 @@ func TestFleetSessionsMove(t *testing.T) {
 	if _, err := os.Stat(ws); !os.IsNotExist(err) {
 		t.Errorf("the retired replica still has the workspace: %v", err)
 	}
+	if r := a.p.do("DELETE", "/v1/admin/fleet/members/"+c.name, opsKey, ""); r.Status != 409 || !strings.Contains(r.Raw, "member_running") {
+		t.Errorf("removing %s while it runs = %d %s; want 409 member_running", c.name, r.Status, r.Raw)
+	}
 	c.kill() // scaled down
+	// Then out of the Raft configuration: the quorum counts the two left.
+	if r := a.p.do("DELETE", "/v1/admin/fleet/members/"+c.name, opsKey, ""); r.Status != 204 {
+		t.Fatalf("removing %s = %d %s", c.name, r.Status, r.Raw)
+	}
+	for _, m := range a.fleet().Members {
+		if m.Name == c.name && m.Voter {
+			t.Errorf("%s is still a voter: %+v", c.name, a.fleet())
+		}
+	}
+	if r := b.p.do("DELETE", "/v1/admin/fleet/members/nobody", opsKey, ""); r.Status != 404 {
+		t.Errorf("removing a stranger = %d %s", r.Status, r.Raw)
+	}
+	a.put(t, fleetDoc, "fleet e2e: a write after the removal")
 	for _, id := range ids {
 		for _, m := range []*member{a, b} {
 			r, h := m.call(t, "GET", "/v1/sessions/"+id, "")

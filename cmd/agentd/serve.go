@@ -120,7 +120,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 	if a.node != nil {
 		mover := handoff.New(handoff.Config{Pool: pool, Fleet: a.node, Key: cfg.ClusterKey, Logger: log})
 		a.node.Handle(handoff.Prefix, mover.Handler())
-		hcfg.Cluster, hcfg.Fleet, hcfg.Handoff = a.node.Handler(), a.node, mover
+		hcfg.Cluster, hcfg.Fleet, hcfg.Handoff, hcfg.RemoveMember = a.node.Handler(), a.node, mover, a.node.Remove
 		hcfg.FleetStatus = func(ctx context.Context) any { return a.node.Status(ctx) }
 	}
 	a.ctl, a.pool, a.acp, a.api = ctl, pool, acpSrv, httpapi.New(pool, keys, hcfg)

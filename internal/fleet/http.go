@@ -61,6 +61,7 @@ func (n *Node) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+pathWhoami, n.authed(n.whoami))
 	mux.HandleFunc("POST "+pathPropose, n.authed(n.propose))
 	mux.HandleFunc("POST "+pathSamples, n.authed(n.samplesIn))
+	mux.HandleFunc("POST "+pathRemove, n.authed(n.serveRemove))
 	mux.HandleFunc("/cluster/", n.authed(func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, codeNotFound, "no route "+r.Method+" "+r.URL.Path)
 	}))

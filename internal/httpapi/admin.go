@@ -44,6 +44,7 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Get("/versions/{n}", s.getVersion)
 	r.Post("/rollback", s.postRollback)
 	r.Post("/fleet/move", s.postMove)
+	r.Delete("/fleet/members/{name}", s.deleteMember)
 	r.Get("/fleet", func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.FleetStatus == nil {
 			s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "this replica is not in a fleet (AGENTD_PEERS is empty)"})

@@ -34,6 +34,7 @@ const (
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
 	CodeRequestTimeout       = "request_timeout"        // 408 the request body did not arrive within the read timeout
 	CodeOwnerUnavailable     = "owner_unavailable"      // 503 the replica that owns the session did not answer, or is handing it to another; Retry-After
+	CodeMemberRunning        = "member_running"         // 409 a fleet member to remove still answers (or is the replica asked): scale it down first
 	CodeNoQuorum             = "no_quorum"              // 503 the fleet has no leader: configuration writes wait; Retry-After
 )
 

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
+
+	"github.com/agentd/agentd/internal/fleet"
 	"github.com/agentd/agentd/internal/handoff"
 )
 
@@ -47,5 +50,25 @@ func (s *Server) postMove(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 	default:
 		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// deleteMember serves DELETE /v1/admin/fleet/members/{name}: a retired
+// replica leaves the Raft configuration (fleet.Node.Remove).
+func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.RemoveMember == nil {
+		s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "this replica is not in a fleet (AGENTD_PEERS is empty)"})
+		return
+	}
+	err := s.cfg.RemoveMember(r.Context(), chi.URLParam(r, "name"))
+	switch {
+	case errors.Is(err, fleet.ErrUnknownMember):
+		s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, err.Error()})
+	case errors.Is(err, fleet.ErrMemberRunning), errors.Is(err, fleet.ErrRemoveSelf):
+		s.writeError(w, r, &apiError{http.StatusConflict, CodeMemberRunning, err.Error()})
+	case err != nil:
+		s.writeError(w, r, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
 }

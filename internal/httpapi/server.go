@@ -45,6 +45,9 @@ type Config struct {
 	Control Control
 	// Handoff, if set, serves POST /v1/admin/fleet/move (a fleet).
 	Handoff Handoff
+	// RemoveMember, if set, serves DELETE /v1/admin/fleet/members/{name}
+	// (fleet.Node.Remove).
+	RemoveMember func(ctx context.Context, name string) error
 	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
 	ACP http.Handler
 	// Metrics, if set, serves GET /metrics, without a key like the health
