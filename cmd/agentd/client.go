@@ -140,8 +140,11 @@ func (c *clientConfig) call(ctx context.Context, method, path string, body any, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok { // a caller that waits longer sets its own
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
 	if err != nil {
 		return nil, nil, err
@@ -355,8 +358,10 @@ next turn, history kept) or make an earlier configuration version current again.
   agentd rollback --dimension model --variant gpt5-beta --reason "answers regressed"
   agentd rollback --to 12 --reason "back to the last good configuration"
 
-Each replica keeps its own configuration; to halt a variant on all of them, name
-them all: --server http://a:8080,http://b:8080, or a headless Service with
+In a fleet (AGENTD_PEERS) any one replica is enough: the change is one version
+of the fleet's history, served by every replica. Replicas that are not a fleet
+each keep their own configuration: to halt a variant on all of them, name them
+all: --server http://a:8080,http://b:8080, or a headless Service with
 --server dns+http://agentd-headless:8080. The command fails if any replica did.`
 	if err := parseOptions("rollback", summary, opts, args, getenv, stdout); err != nil {
 		return err
@@ -377,7 +382,7 @@ them all: --server http://a:8080,http://b:8080, or a headless Service with
 		if servers, err := c.replicas(ctx); err != nil {
 			return err
 		} else if len(servers) > 1 {
-			return usageError{fmt.Errorf("--to needs one replica (version numbers are per replica; --server names %d): halt with --dimension and --variant on all of them, or give one --server", len(servers))}
+			return usageError{fmt.Errorf("--to needs one replica (--server names %d): version numbers are per replica unless they are a fleet, which needs only one", len(servers))}
 		}
 	}
 	return c.onEach(ctx, stdout, func(c *clientConfig) error {

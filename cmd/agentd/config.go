@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentd/agentd/internal/flagenv"
+	"github.com/agentd/agentd/internal/fleet"
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/tools"
 )
@@ -64,6 +66,11 @@ type Config struct {
 	WebFetch        bool
 	WebFetchAllow   []netip.Prefix
 	LogLevel        string
+	// A fleet: this replica's name, the members (empty: a single
+	// replica) and the key of the channel between them.
+	Node       string
+	Peers      string
+	ClusterKey string `json:"-"` // never logged
 }
 
 func serveOptions(c *Config) []option {
@@ -166,6 +173,13 @@ func serveOptions(c *Config) []option {
 		{Flag: "web-fetch-allow-cidrs", Env: "AGENTD_WEB_FETCH_ALLOW_CIDRS", Arg: "CIDRS",
 			Usage: "private ranges web_fetch may reach anyway, e.g. 10.1.0.0/16 (comma-separated; local names stay refused)",
 			Apply: func(v string) (err error) { c.WebFetchAllow, err = tools.ParseAllowCIDRs(v); return }},
+		{Flag: "node", Env: "AGENTD_NODE", Arg: "NAME", Usage: "this replica's name in a fleet, lower-case letters, digits, '-' and '.' (default: the hostname; the pod's name in a StatefulSet)",
+			Apply: func(v string) error { c.Node = strings.TrimSpace(v); return nil }},
+		{Flag: "peers", Env: "AGENTD_PEERS", Arg: "PEERS",
+			Usage: `the fleet: "name=http://host:port,..." naming every member, this one included, or "dns+http://<headless service>:<port>"; empty: a single replica`,
+			Apply: func(v string) error { c.Peers = strings.TrimSpace(v); return nil }},
+		{Flag: "cluster-key", Env: "AGENTD_CLUSTER_KEY", Arg: "KEY", Usage: "key of the channel between a fleet's replicas: 16+ characters, the same on every member, required with peers (prefer the variable: a flag shows in ps)",
+			Apply: func(v string) error { c.ClusterKey = v; return nil }},
 		{Flag: "log-level", Env: "AGENTD_LOG_LEVEL", Default: "info", Arg: "LEVEL", Usage: "debug, info, warn or error",
 			Apply: func(v string) error {
 				switch v {
@@ -191,9 +205,23 @@ func parseServe(args []string, getenv func(string) string, stdout io.Writer) (Co
 		if cfg.APIKeys == "" && cfg.APIKeysFile == "" {
 			errs = append(errs, errors.New("no API keys: set AGENTD_API_KEYS (key=tenant[:role],...) or AGENTD_API_KEYS_FILE; without keys only /healthz and /readyz would answer"))
 		}
+		if cfg.Peers != "" {
+			if cfg.Node == "" {
+				host, _ := os.Hostname()
+				cfg.Node = strings.ToLower(host)
+			}
+			if err := cfg.fleet(nil).Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		return errs
 	})
 	return cfg, err
+}
+
+// fleet is the fleet's configuration; dir persists its moved sessions.
+func (c Config) fleet(dir fleet.Directory) fleet.Config {
+	return fleet.Config{Node: c.Node, Peers: c.Peers, Key: c.ClusterKey, DataDir: c.DataDir, Directory: dir}
 }
 
 // parseConfig reads the options of serve or acp into cfg, checks what

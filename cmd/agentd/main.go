@@ -59,6 +59,7 @@ Commands:
   healthcheck  GET /healthz of a local agentd; exit 0 if healthy, 1 if not
   canary       show, explain or change the canary configuration of a running agentd
   rollback     halt a canary variant, or return to an earlier configuration version
+  sessions     move a retiring replica's sessions to another replica of the fleet
   check        validate a configuration tree (skills, rules, sandbox, canary, secrets, prompt length)
   version      print the version
 
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return canaryCmd(ctx, rest, getenv, stdout, stderr)
 	case "rollback":
 		return rollbackCmd(ctx, rest, getenv, stdout)
+	case "sessions":
+		return sessionsCmd(ctx, rest, getenv, stdout)
 	case "check":
 		return check(ctx, rest, getenv, stdout)
 	case "version", "--version":

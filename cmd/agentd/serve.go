@@ -21,6 +21,8 @@ import (
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/control"
+	"github.com/agentd/agentd/internal/fleet"
+	"github.com/agentd/agentd/internal/handoff"
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
@@ -35,6 +37,7 @@ type app struct {
 	log  *zap.Logger
 	db   *boltdb.DB
 	ctl  *control.Plane
+	node *fleet.Node // nil: a single replica
 	pool *session.Pool
 	acp  *acp.Server
 	api  *httpapi.Server
@@ -57,12 +60,24 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, usageError{err}
 	}
-	ctl, err := control.New(ctx, control.Config{
+	a := &app{cfg: cfg, log: log, db: db}
+	ccfg := control.Config{
 		ConfigDir: cfg.ConfigDir, DataDir: cfg.DataDir, KeysFile: cfg.APIKeysFile, Model: cfg.Model, Models: cfg.Models,
 		Versions: db.Versions(), ShellTimeout: cfg.ShellTimeout, WebFetch: cfg.WebFetch, WebFetchAllow: cfg.WebFetchAllow,
 		ClientVersion: version, Logger: log,
-	})
+	}
+	if cfg.Peers != "" { // a fleet: the control plane is replicated
+		fc := cfg.fleet(db.Directory())
+		fc.Logger = log
+		if a.node, err = fleet.New(ctx, fc); err != nil {
+			db.Close()
+			return nil, err
+		}
+		ccfg.Fleet = a.node
+	}
+	ctl, err := control.New(ctx, ccfg)
 	if err != nil { // a *control.ConfigError is a usage error (exitCode)
+		a.closeNode()
 		db.Close()
 		return nil, err
 	}
@@ -71,16 +86,21 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Observer: turnObserver{ctl, met}},
 		session.Config{
 			Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
-			TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log,
+			TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log, Node: cfg.Node, // "" without peers
 		})
 	if err != nil {
 		ctl.Close()
+		a.closeNode()
 		db.Close()
 		return nil, err
 	}
-	acpSrv := acp.New(pool, acp.Config{Models: ctl.Models, Version: version, Logger: log,
-		WriteTimeout: cfg.HTTP.Write, Heartbeat: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout})
-	api := httpapi.New(pool, keys, httpapi.Config{
+	acfg := acp.Config{Models: ctl.Models, Version: version, Logger: log,
+		WriteTimeout: cfg.HTTP.Write, Heartbeat: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout}
+	if a.node != nil { // never a nil *fleet.Node in the interface
+		acfg.Fleet = a.node
+	}
+	acpSrv := acp.New(pool, acfg)
+	hcfg := httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Timeouts: cfg.HTTP, Logger: log,
 		Control: ctl,
 		ACP:     acpSrv.Handler(keys),
@@ -96,8 +116,23 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 			GuardReported: ctl.GuardReported,
 		}),
 		OnRequest: met.Request,
-	})
-	return &app{cfg: cfg, log: log, db: db, ctl: ctl, pool: pool, acp: acpSrv, api: api}, nil
+	}
+	if a.node != nil {
+		mover := handoff.New(handoff.Config{Pool: pool, Fleet: a.node, Key: cfg.ClusterKey, Logger: log})
+		a.node.Handle(handoff.Prefix, mover.Handler())
+		hcfg.Cluster, hcfg.Fleet, hcfg.Handoff, hcfg.RemoveMember = a.node.Handler(), a.node, mover, a.node.Remove
+		hcfg.FleetStatus = func(ctx context.Context) any { return a.node.Status(ctx) }
+	}
+	a.ctl, a.pool, a.acp, a.api = ctl, pool, acpSrv, httpapi.New(pool, keys, hcfg)
+	return a, nil
+}
+
+// closeNode leaves the fleet, if the replica is in one.
+func (a *app) closeNode() error {
+	if a.node == nil {
+		return nil
+	}
+	return a.node.Close()
 }
 
 // turnObserver sends each finished turn to the guard (the control plane)
@@ -161,8 +196,8 @@ func (a *app) close() error {
 		if a.hup != nil {
 			signal.Stop(a.hup)
 		}
-		a.ctl.Close()
-		a.closeErr = a.db.Close()
+		a.ctl.Close()                                         // the guard's last halts may still go through the fleet
+		a.closeErr = errors.Join(a.closeNode(), a.db.Close()) // the log's applies write to the store
 	})
 	return a.closeErr
 }
@@ -194,7 +229,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { errc <- a.api.HTTPServer().Serve(ln) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
 		zap.String("model", cfg.Model), zap.Strings("models", cfg.Models), zap.String("llm_base_url", cfg.OpenAIBaseURL),
-		zap.String("data", cfg.DataDir), zap.Int("api_keys", keys.Len()))
+		zap.String("data", cfg.DataDir), zap.Int("api_keys", keys.Len()), zap.String("node", cfg.Node), zap.Bool("fleet", cfg.Peers != ""))
 
 	select {
 	case err := <-errc:

@@ -105,11 +105,13 @@ func (c *conn) admitInitialize(params json.RawMessage) *Error {
 	if len(p.ProtocolVersion) == 0 || bytes.Equal(p.ProtocolVersion, nullID) {
 		return errInvalidParams("protocolVersion (an integer) is required")
 	}
-	if err := decode(params, &sdk.InitializeRequest{}); err != nil {
+	var init sdk.InitializeRequest
+	if err := decode(params, &init); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	c.initialized = true
+	c.initReq = &init
 	c.mu.Unlock()
 	return nil
 }

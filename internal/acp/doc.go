@@ -35,6 +35,14 @@
 //     Shutdown and a done Serve context cancel them with reason
 //     "shutdown" and answer their prompts "cancelled" first.
 //
+// In a fleet (Config.Fleet), a WebSocket connection relays the requests
+// about a session another replica owns to the owner, over an ACP client
+// connection of the SDK opened with the client's own key and user
+// (relay.go); the client sees no difference, but -32053
+// (owner_unavailable) when the owner cannot be reached. Stdio serves
+// this replica's sessions only.
+//
 // The methods, the mapping of turn events to session updates, permission
-// requests, and the error codes are specified in docs/acp.md.
+// requests, the fleet relay and the error codes are specified in
+// docs/acp.md.
 package acp

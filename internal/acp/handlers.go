@@ -96,6 +96,18 @@ func (a agentSide) NewSession(_ context.Context, req sdk.NewSessionRequest) (_ s
 func (a agentSide) LoadSession(_ context.Context, req sdk.LoadSessionRequest) (_ sdk.LoadSessionResponse, err error) {
 	defer a.catch("session/load", &err)
 	c, sid := a.c, session.ID(req.SessionId)
+	if up, rerr := c.route(sid); rerr != nil {
+		return sdk.LoadSessionResponse{}, rerr
+	} else if up != nil {
+		// The owner replays; each update is on the client's wire before
+		// LoadSession returns (relay.go).
+		resp, err := up.cs.LoadSession(up.ctx, req)
+		if err != nil {
+			return sdk.LoadSessionResponse{}, up.mapErr(err, sid)
+		}
+		c.log.Info("acp session loaded through its owner", zap.String("session_id", string(sid)), zap.String("owner", up.node))
+		return resp, nil
+	}
 	c.ignoreMCPServers("session/load", req.McpServers)
 	sess, perr := c.s.pool.Get(c.ctx, c.peer.Tenant, sid)
 	if perr != nil {
@@ -121,6 +133,16 @@ func (a agentSide) LoadSession(_ context.Context, req sdk.LoadSessionRequest) (_
 func (a agentSide) ResumeSession(_ context.Context, req sdk.ResumeSessionRequest) (_ sdk.ResumeSessionResponse, err error) {
 	defer a.catch("session/resume", &err)
 	c, sid := a.c, session.ID(req.SessionId)
+	if up, rerr := c.route(sid); rerr != nil {
+		return sdk.ResumeSessionResponse{}, rerr
+	} else if up != nil {
+		resp, err := up.cs.ResumeSession(up.ctx, req)
+		if err != nil {
+			return sdk.ResumeSessionResponse{}, up.mapErr(err, sid)
+		}
+		c.log.Info("acp session resumed through its owner", zap.String("session_id", string(sid)), zap.String("owner", up.node))
+		return resp, nil
+	}
 	c.ignoreMCPServers("session/resume", req.McpServers)
 	sess, perr := c.s.pool.Get(c.ctx, c.peer.Tenant, sid)
 	if perr != nil {
@@ -185,6 +207,11 @@ func (a agentSide) Prompt(ctx context.Context, req sdk.PromptRequest) (_ sdk.Pro
 	defer pr.end()
 	stop := context.AfterFunc(ctx, func() { pr.cancelRequested(ReasonSessionCancel) })
 	defer stop()
+	if up, rerr := c.route(sid); rerr != nil {
+		return sdk.PromptResponse{}, rerr
+	} else if up != nil {
+		return c.relayPrompt(up, pr, req)
+	}
 	if pr.loading != nil { // a pipelined prompt waits for the replay to reach the wire
 		select {
 		case <-pr.loading:
@@ -227,28 +254,58 @@ func stopReason(o agent.Outcome, cancelRequested bool) sdk.StopReason {
 // cancelled. Cancelling an idle session does nothing. As a notification
 // it is never answered; as a request its answer is null, or -32002 for an
 // unknown session.
+//
+// For a session another replica owns, the session/cancel goes to the
+// owner (before the reader goes on), and this connection's prompt of it
+// is withdrawn there; as a request, the owner is asked whether the
+// session exists (session/resume) when this connection has no prompt of
+// it, for the same -32002.
 func (a agentSide) Cancel(_ context.Context, n sdk.CancelNotification) (err error) {
 	defer a.catch("session/cancel", &err)
-	defer a.c.passBarrier()
-	if _, perr := a.c.cancelSession(session.ID(n.SessionId)); perr != nil {
+	c, sid := a.c, session.ID(n.SessionId)
+	pass, call := c.takeBarrier()
+	defer pass()
+	pr, up, perr := c.cancelSession(sid)
+	pass()
+	switch {
+	case perr != nil:
 		return perr
+	case up != nil && call && pr == nil:
+		if _, err := up.cs.ResumeSession(up.ctx, sdk.ResumeSessionRequest{SessionId: n.SessionId, Cwd: "/"}); err != nil {
+			return up.mapErr(err, sid)
+		}
 	}
 	return nil
 }
 
 // cancelSession cancels the session's turn and returns this connection's
-// prompt of it, if any.
-func (c *conn) cancelSession(sid session.ID) (*prompt, *Error) {
+// prompt of it, if any, and the upstream the session/cancel went to for a
+// session another replica owns.
+func (c *conn) cancelSession(sid session.ID) (*prompt, *upstream, *Error) {
 	c.mu.Lock()
 	pr := c.prompts[sid]
 	c.mu.Unlock()
 	if pr != nil {
 		pr.cancelRequested(ReasonSessionCancel)
 	}
-	if _, err := c.s.pool.Cancel(c.ctx, c.peer.Tenant, sid, ReasonSessionCancel); err != nil && pr == nil {
-		return nil, c.mapError(err, sid)
+	up, rerr := c.route(sid)
+	switch {
+	case rerr != nil && pr == nil:
+		return nil, nil, rerr
+	case rerr != nil:
+		return pr, nil, nil
+	case up != nil:
+		// Written before Cancel returns: the owner reads it before what
+		// the client sends next.
+		if err := up.cs.Cancel(up.ctx, sdk.CancelNotification{SessionId: sdk.SessionId(sid)}); err != nil && pr == nil {
+			return nil, nil, up.mapErr(err, sid)
+		}
+		return pr, up, nil
 	}
-	return pr, nil
+	if _, err := c.s.pool.Cancel(c.ctx, c.peer.Tenant, sid, ReasonSessionCancel); err != nil && pr == nil {
+		return nil, nil, c.mapError(err, sid)
+	}
+	return pr, nil, nil
 }
 
 // CloseSession ends what the connection has of a session: as ACP says,
@@ -261,11 +318,25 @@ func (c *conn) cancelSession(sid session.ID) (*prompt, *Error) {
 func (a agentSide) CloseSession(_ context.Context, req sdk.CloseSessionRequest) (_ sdk.CloseSessionResponse, err error) {
 	defer a.catch("session/close", &err)
 	c, sid := a.c, session.ID(req.SessionId)
-	pr, perr := c.cancelSession(sid)
+	pass, _ := c.takeBarrier()
+	defer pass()
+	switch up, rerr := c.route(sid); {
+	case rerr != nil:
+		c.mu.Lock()
+		pr := c.prompts[sid]
+		c.mu.Unlock()
+		if pr != nil {
+			pr.cancelRequested(ReasonSessionCancel)
+		}
+		return sdk.CloseSessionResponse{}, rerr
+	case up != nil:
+		return c.relayClose(up, req, pass)
+	}
+	pr, _, perr := c.cancelSession(sid)
 	c.mu.Lock()
 	loading := c.loading[sid]
 	c.mu.Unlock()
-	c.passBarrier()
+	pass()
 	if perr != nil {
 		return sdk.CloseSessionResponse{}, perr
 	}
@@ -297,6 +368,16 @@ func (a agentSide) SetSessionConfigOption(_ context.Context, req sdk.SetSessionC
 		return sdk.SetSessionConfigOptionResponse{}, errInvalidParams("value must be a model id from the \"model\" option")
 	}
 	sid := session.ID(v.SessionId)
+	if up, rerr := c.route(sid); rerr != nil {
+		return sdk.SetSessionConfigOptionResponse{}, rerr
+	} else if up != nil {
+		resp, err := up.cs.SetSessionConfigOption(up.ctx, req)
+		if err != nil {
+			return sdk.SetSessionConfigOptionResponse{}, up.mapErr(err, sid)
+		}
+		c.log.Info("acp model switched through the session's owner", zap.String("session_id", string(sid)), zap.String("owner", up.node))
+		return resp, nil
+	}
 	sess, perr := c.s.pool.SetModel(c.ctx, c.peer.Tenant, sid, strings.TrimSpace(string(v.Value)))
 	if perr != nil {
 		return sdk.SetSessionConfigOptionResponse{}, c.mapError(perr, sid)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -51,7 +52,11 @@ type Config struct {
 	// ListPageSize is the number of sessions in one page of session/list.
 	// Default 100.
 	ListPageSize int
-	Logger       *zap.Logger
+	// Fleet, when set, is the replica's view of the fleet: a WebSocket
+	// connection relays the requests about sessions other replicas own
+	// to their owner (relay.go). Nil: every session is this replica's.
+	Fleet  Fleet
+	Logger *zap.Logger
 }
 
 // Defaults of Config.
@@ -68,9 +73,10 @@ var ErrShuttingDown = errors.New("acp: agentd is shutting down")
 
 // Server serves ACP connections over a pool.
 type Server struct {
-	pool *session.Pool
-	cfg  Config
-	log  *zap.Logger
+	pool      *session.Pool
+	cfg       Config
+	log       *zap.Logger
+	relayHTTP *http.Client // dials the owners of relayed sessions
 
 	mu      sync.Mutex
 	closing bool
@@ -104,7 +110,7 @@ func New(pool *session.Pool, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Server{pool: pool, cfg: cfg, log: cfg.Logger.Named("acp"), conns: map[*conn]struct{}{}}
+	return &Server{pool: pool, cfg: cfg, log: cfg.Logger.Named("acp"), relayHTTP: newRelayHTTPClient(), conns: map[*conn]struct{}{}}
 }
 
 // Peer is who a connection acts for.
@@ -122,7 +128,13 @@ type Peer struct {
 // returns nil. It returns ErrShuttingDown at once, closing t, once Shutdown
 // has begun.
 func (s *Server) Serve(ctx context.Context, t Transport, peer Peer) error {
-	c := s.newConn(t, peer)
+	return s.serve(ctx, t, peer, relayCreds{})
+}
+
+// serve is Serve for a connection authenticated with creds, which it
+// passes on to the owners of the sessions it relays.
+func (s *Server) serve(ctx context.Context, t Transport, peer Peer, creds relayCreds) error {
+	c := s.newConn(t, peer, creds)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -138,7 +150,11 @@ func (s *Server) Serve(ctx context.Context, t Transport, peer Peer) error {
 		s.mu.Unlock()
 		s.serving.Done()
 	}()
-	c.log.Info("acp connection opened")
+	if creds.forwardedBy != "" {
+		c.log.Info("acp connection opened", zap.String("forwarded_by", creds.forwardedBy))
+	} else {
+		c.log.Info("acp connection opened")
+	}
 	if err := c.serve(ctx); err != nil {
 		c.log.Info("acp connection closed", zap.String("reason", c.reason()), zap.NamedError("transport_error", err))
 	} else {
@@ -181,11 +197,12 @@ func (s *Server) isClosing() bool {
 // conn is one client connection: the SDK's AgentSideConnection, fed
 // through the wire adapter (wire.go) from a Transport.
 type conn struct {
-	s    *Server
-	t    Transport
-	peer Peer
-	log  *zap.Logger
-	sdk  *sdk.AgentSideConnection
+	s     *Server
+	t     Transport
+	peer  Peer
+	creds relayCreds
+	log   *zap.Logger
+	sdk   *sdk.AgentSideConnection
 
 	// ctx ends, with a CancelError cause, when the connection ends; every
 	// turn of the connection runs under it.
@@ -212,14 +229,17 @@ type conn struct {
 	calls       map[string]*call             // agentd's requests to the client, by their wire id
 	callIDs     map[string]string            // the SDK's id of a call → its wire id
 	barrier     chan struct{}                // closed once the session/cancel or session/close the reader waits for is done
+	barrierCall bool                         // that session/cancel is a request, not a notification
+	initReq     *sdk.InitializeRequest       // the client's last initialize, sent to the owners of relayed sessions
+	ups         map[string]*upstream         // relays to the owners of sessions, by owner and URL
 	prompts     map[session.ID]*prompt       // prompts of this connection, from admission to their end
 	loading     map[session.ID]chan struct{} // session/load replays in progress; closed when answered
 }
 
-func (s *Server) newConn(t Transport, peer Peer) *conn {
+func (s *Server) newConn(t Transport, peer Peer, creds relayCreds) *conn {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &conn{
-		s: s, t: t, peer: peer, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		s: s, t: t, peer: peer, creds: creds, ctx: ctx, cancel: cancel, done: make(chan struct{}), ups: map[string]*upstream{},
 		log:     s.log.With(zap.String("tenant", peer.Tenant), zap.String("user", peer.User), zap.String("transport", peer.Transport)),
 		pending: map[string]*request{}, calls: map[string]*call{}, callIDs: map[string]string{},
 		prompts: map[session.ID]*prompt{}, loading: map[session.ID]chan struct{}{},
@@ -319,7 +339,8 @@ loop:
 
 // finish cancels what runs for the connection and waits until every
 // request the SDK took is answered (if the transport still takes writes):
-// prompts answer once their turns are saved.
+// prompts answer once their turns are saved. The relays to owners close
+// first: the owners cancel the turns they run for the connection.
 func (c *conn) finish() {
 	c.mu.Lock()
 	c.ended = true
@@ -330,6 +351,7 @@ func (c *conn) finish() {
 	for _, cl := range calls {
 		close(cl.settled) // nothing will be answered or withdrawn any more
 	}
+	c.closeUpstreams()
 	// The SDK's input ends: the contexts of its handlers end, and its
 	// requests to the client return.
 	_ = c.toSDK.Close()

@@ -25,9 +25,12 @@ func TestListSessions(t *testing.T) {
 	e.open()
 	c := e.connect(t.Context())
 	c.initialize()
+	// Ids order by their millisecond, then at random: one apart each.
 	first := c.newSession()
 	c.call("session/prompt", textPrompt(first, "Read a.txt, please"))
+	nextMillisecond()
 	second := c.newSession()
+	nextMillisecond()
 	bobs, err := e.pool.Create(t.Context(), "acme", "bob", "")
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +93,14 @@ func TestListSessions(t *testing.T) {
 	_, resp := c.until(c.request("session/list", map[string]any{"cursor": cursor}))
 	if info := resp.result()["sessions"].([]any)[0].(map[string]any); info["title"] != "Read a.txt, please" {
 		t.Errorf("title = %v; want the first user message", info["title"])
+	}
+}
+
+// nextMillisecond returns once the clock is past the millisecond it was
+// in: session ids created before and after it are in creation order.
+func nextMillisecond() {
+	for now := time.Now().UnixMilli(); time.Now().UnixMilli() == now; {
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 

@@ -200,6 +200,11 @@ type prompt struct {
 	cancel    context.CancelCauseFunc
 	cancelled atomic.Bool   // the client asked to cancel it
 	answered  chan struct{} // closed once its response is on the wire
+	// relayed is closed once a prompt relayed to the session's owner is
+	// on the owner's wire, or will never be; a session/close waits for it
+	// so that it reaches the owner after the prompt.
+	relayed     chan struct{}
+	relayedOnce sync.Once
 
 	mu        sync.Mutex
 	messageID string // of the agent message being streamed
@@ -224,7 +229,7 @@ type permission struct {
 func newPrompt(c *conn, sid session.ID, text string, loading <-chan struct{}) *prompt {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	return &prompt{
-		c: c, sid: sid, text: text, loading: loading, ctx: ctx, cancel: cancel, answered: make(chan struct{}),
+		c: c, sid: sid, text: text, loading: loading, ctx: ctx, cancel: cancel, answered: make(chan struct{}), relayed: make(chan struct{}),
 		messageID: newMessageID(), thoughtID: newMessageID(), calls: map[string]*callState{},
 	}
 }
@@ -239,6 +244,7 @@ func (p *prompt) cancelRequested(reason string) {
 // again (a client may send the next one as soon as it reads the answer),
 // and the permission requests the client still shows are withdrawn.
 func (p *prompt) end() {
+	p.settleRelay()
 	p.forget()
 	p.cancel(nil)
 	p.mu.Lock()
@@ -254,6 +260,10 @@ func (p *prompt) end() {
 		p.withdraw(perm)
 	}
 }
+
+// settleRelay notes that the prompt is on the owner's wire, or will never
+// be.
+func (p *prompt) settleRelay() { p.relayedOnce.Do(func() { close(p.relayed) }) }
 
 // answer runs once the prompt's response is on the wire (or never will
 // be).

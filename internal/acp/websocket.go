@@ -27,7 +27,10 @@ const maxUserLen = 256
 // and acts for the end user named by X-Agentd-User or the "user" query
 // parameter (400 without one). It is mounted behind the API's own
 // authentication or alone: it checks the key itself. While shutting down
-// it answers 503.
+// it answers 503. In a fleet, the connection relays requests about
+// sessions other replicas own to them with the same key and user
+// (relay.go); a connection with ForwardedByHeader is relayed by another
+// replica and never relays further.
 func (s *Server) Handler(keys *tenant.Keys) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
@@ -73,10 +76,29 @@ func (s *Server) Handler(keys *tenant.Keys) http.Handler {
 		stop := s.heartbeat(ws)
 		defer stop()
 		peer := Peer{Tenant: p.Tenant, User: user, Transport: "websocket"}
+		// The key and user go on to the owners of relayed sessions, which
+		// authenticate them again; a relayed connection is not relayed
+		// again.
+		creds := relayCreds{auth: "Bearer " + strings.TrimSpace(key), forwardedBy: forwardedBy(r)}
 		// The request's context is not used after the hijack (see
 		// websocket.Accept); the connection lives until either side ends it.
-		_ = s.Serve(context.Background(), &wsTransport{c: ws, writeTimeout: s.cfg.WriteTimeout}, peer)
+		_ = s.serve(context.Background(), &wsTransport{c: ws, writeTimeout: s.cfg.WriteTimeout}, peer, creds)
 	})
+}
+
+// forwardedBy is the replica that relays the request, if any: at most
+// 253 bytes, printable, for the log.
+func forwardedBy(r *http.Request) string {
+	v := strings.TrimSpace(r.Header.Get(ForwardedByHeader))
+	if len(v) > 253 {
+		v = v[:253]
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return '?'
+	}, v)
 }
 
 // CheckUser validates an end user name: required, at most 256 bytes, no

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	sdk "github.com/coder/acp-go-sdk"
 	"go.uber.org/zap"
@@ -37,6 +38,10 @@ const (
 	CodeInvalidParams  = -32602 // the params do not have the shape the method takes
 	CodeInternalError  = -32603 // see the agentd log
 	CodeNotFound       = -32002 // unknown session (data.sessionId names it)
+	// CodeOwnerUnavailable: the replica that owns the session cannot be
+	// reached (data: {"code": "owner_unavailable", "node", "sessionId"});
+	// the session is not lost: retry in a few seconds. 503 in the HTTP API.
+	CodeOwnerUnavailable = -32053
 )
 
 // Error is a JSON-RPC error object: the SDK's.
@@ -307,7 +312,7 @@ func (c *conn) forward(e envelope, set map[string]json.RawMessage) bool {
 }
 
 // forwardWaiting hands a session/cancel or session/close to the SDK and
-// waits until its handler has cancelled what it cancels (passBarrier).
+// waits until its handler has cancelled what it cancels (takeBarrier).
 // Connection.receive (SDK) runs each request in a goroutine and each
 // notification in a queue of its own, so without the wait a prompt read
 // after a cancel could be admitted before the cancel runs, and be
@@ -315,7 +320,7 @@ func (c *conn) forward(e envelope, set map[string]json.RawMessage) bool {
 func (c *conn) forwardWaiting(e envelope, set map[string]json.RawMessage) {
 	barrier := make(chan struct{})
 	c.mu.Lock()
-	c.barrier = barrier
+	c.barrier, c.barrierCall = barrier, e.id != nil
 	c.mu.Unlock()
 	if !c.forward(e, set) {
 		if e.id != nil {
@@ -329,16 +334,24 @@ func (c *conn) forwardWaiting(e envelope, set map[string]json.RawMessage) {
 	}
 }
 
-// passBarrier lets the reader go on after a session/cancel or
-// session/close: the handlers call it once what they cancel is cancelled.
-// The reader waits for one at a time.
-func (c *conn) passBarrier() {
+// takeBarrier returns what lets the reader go on after the session/cancel
+// or session/close the handler calling it runs (any number of calls), and
+// whether that session/cancel is a request. The reader sets the barrier
+// before the SDK sees the message and waits for it, so it is the
+// handler's own when the handler starts.
+func (c *conn) takeBarrier() (pass func(), call bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.barrier != nil {
-		close(c.barrier)
-		c.barrier = nil
-	}
+	barrier, call := c.barrier, c.barrierCall
+	c.barrier = nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if barrier != nil {
+				close(barrier)
+			}
+		})
+	}, call
 }
 
 // drop forgets a request the SDK will never answer.

@@ -23,7 +23,12 @@ var (
 	bucketMessages = []byte("messages") // tenant \x00 id \x00 index(4 bytes BE) → message JSON
 	bucketTurns    = []byte("turns")    // tenant \x00 id \x00 index(4 bytes BE) → turn record JSON
 	bucketVersions = []byte("versions") // version number (8 bytes BE) → configuration version JSON
-	keySchema      = []byte("schema_version")
+	// bucketReplaced keeps versions a fleet's replicated log replaced
+	// (VersionStore.Put): replaced-at (8 bytes BE unix nanoseconds) \x00
+	// version number (8 bytes BE) → version JSON.
+	bucketReplaced  = []byte("versions_replaced")
+	bucketDirectory = []byte("directory") // session id → {"to", "index"}: where a fleet moved a session
+	keySchema       = []byte("schema_version")
 )
 
 // SchemaVersion is the layout this code reads and writes.
@@ -80,7 +85,7 @@ func Open(path string, opts Options) (*DB, error) {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("schema version %q, this agentd reads %q", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions} {
+		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions, bucketReplaced, bucketDirectory} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -34,7 +34,7 @@ func TestConcurrentSavesAreAllDurable(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := &session.Session{ID: session.NewID(time.Now()), Tenant: "acme", Messages: []agent.Message{{Role: "user", Content: fmt.Sprint(i)}}}
+			s := &session.Session{ID: session.NewID(time.Now(), ""), Tenant: "acme", Messages: []agent.Message{{Role: "user", Content: fmt.Sprint(i)}}}
 			errs <- db.Sessions().Save(t.Context(), s, session.Mark{})
 		}()
 	}
@@ -54,7 +54,7 @@ func TestConcurrentSavesAreAllDurable(t *testing.T) {
 	if err != nil || len(sums) != n {
 		t.Fatalf("after reopening: %d sessions, %v; want %d", len(sums), err, n)
 	}
-	if err := db.Sessions().Save(t.Context(), &session.Session{ID: session.NewID(time.Now()), Tenant: "acme"}, session.Mark{}); err != nil {
+	if err := db.Sessions().Save(t.Context(), &session.Session{ID: session.NewID(time.Now(), ""), Tenant: "acme"}, session.Mark{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -122,7 +122,7 @@ func TestSaveWritesOnlyWhatChanged(t *testing.T) {
 		}
 		return out
 	}
-	s := &session.Session{ID: session.NewID(time.Now()), Tenant: "acme", Messages: msgs("a", "b", "c", "d", "e")}
+	s := &session.Session{ID: session.NewID(time.Now(), ""), Tenant: "acme", Messages: msgs("a", "b", "c", "d", "e")}
 	steps := []struct {
 		name string
 		msgs []agent.Message

@@ -260,3 +260,23 @@ func (st *SessionStore) List(ctx context.Context, tenant string, q session.ListQ
 	}
 	return out, next, nil
 }
+
+// Keys lists every stored session of every tenant (a handoff moves them
+// all).
+func (st *SessionStore) Keys(ctx context.Context) ([]session.Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	var out []session.Key
+	err := st.d.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
+			tenant, id, ok := bytes.Cut(k, []byte{0})
+			if !ok {
+				return fmt.Errorf("a session key without a tenant: %q", k)
+			}
+			out = append(out, session.Key{Tenant: string(tenant), ID: session.ID(id)})
+			return nil
+		})
+	})
+	return out, err
+}

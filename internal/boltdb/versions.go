@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -121,4 +122,41 @@ func (vs *VersionStore) List(ctx context.Context, before, limit int) ([]rollback
 		}
 	}
 	return out, nil
+}
+
+var _ rollback.PutStore = (*VersionStore)(nil)
+
+// Put stores v as version v.N whatever is stored (a fleet's replicated log
+// is the truth): a different version stored there and every later one are
+// moved to "versions_replaced", where they stay for an operator to read.
+func (vs *VersionStore) Put(ctx context.Context, v rollback.Version) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode version: %w", err)
+	}
+	now := time.Now().UnixNano()
+	return vs.d.w.update(func(tx *bbolt.Tx) error {
+		b, old := tx.Bucket(bucketVersions), tx.Bucket(bucketReplaced)
+		c := b.Cursor()
+		var later [][2][]byte
+		for k, val := c.Seek(versionKey(v.N)); k != nil; k, val = c.Next() {
+			later = append(later, [2][]byte{bytes.Clone(k), bytes.Clone(val)})
+		}
+		for _, kv := range later {
+			if bytes.Equal(kv[0], versionKey(v.N)) && bytes.Equal(kv[1], data) {
+				continue
+			}
+			key := append(binary.BigEndian.AppendUint64(nil, uint64(now)), kv[0]...)
+			if err := old.Put(key, kv[1]); err != nil {
+				return err
+			}
+			if err := b.Delete(kv[0]); err != nil {
+				return err
+			}
+		}
+		return b.Put(versionKey(v.N), data)
+	})
 }

@@ -23,10 +23,13 @@ const (
 	PartTree   = "tree"        // skills, instructions, rule versions, sandbox.json
 	PartCanary = "canary.json" // the canary configuration file
 	PartMCP    = "mcp.json"
+	// PartVersion is a version the fleet committed that does not validate
+	// against this replica's tree.
+	PartVersion = "version"
 )
 
 // Parts lists what Refused may name.
-func Parts() []string { return []string{PartTree, PartCanary, PartMCP} }
+func Parts() []string { return []string{PartTree, PartCanary, PartMCP, PartVersion} }
 
 // Refused names each part of the configuration on disk that is not served
 // because it is invalid, with why; the part served before keeps serving,
@@ -37,8 +40,12 @@ func (p *Plane) Refused() map[string]string {
 	if why := p.tree.refusal(); why != "" {
 		out[PartTree] = why
 	}
-	if why := p.history.Status().FileError; why != "" {
-		out[PartCanary] = why
+	st := p.history.Status()
+	if st.FileError != "" {
+		out[PartCanary] = st.FileError
+	}
+	if st.Unserved != "" {
+		out[PartVersion] = st.Unserved
 	}
 	if why := p.mcp.refusal(); why != "" {
 		out[PartMCP] = why

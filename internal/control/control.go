@@ -61,7 +61,25 @@ type Config struct {
 	Self string
 	// ClientVersion is what agentd tells MCP servers it is.
 	ClientVersion string
-	Logger        *zap.Logger
+	// Fleet, if set, replicates the version history across the fleet's
+	// replicas (internal/fleet's *Node); nil: a single replica.
+	Fleet  Fleet
+	Logger *zap.Logger
+}
+
+// Fleet is the fleet a replica belongs to: the replicated log the
+// history's versions go through, and the guard's channel to the leader.
+// *fleet.Node implements it.
+type Fleet interface {
+	rollback.Replicator
+	// Start begins replicating into h; observe is this replica's guard,
+	// which the followers' samples reach while it leads.
+	Start(h *rollback.History, observe func(rollback.Sample, canary.ByDimension)) error
+	// IsLeader tells whether this replica leads the fleet now: only the
+	// leader's guard judges.
+	IsLeader() bool
+	// Sample sends a finished turn to the leader's guard.
+	Sample(s rollback.Sample, values canary.ByDimension)
 }
 
 // ConfigError is an invalid configuration tree or mcp.json at start: the
@@ -133,8 +151,13 @@ func New(ctx context.Context, cfg Config) (*Plane, error) {
 	// the stored or file version); the guard reads the served one when it
 	// starts, and every later version through OnApply.
 	var guard *rollback.Guard
+	var repl rollback.Replicator
+	if cfg.Fleet != nil {
+		repl = cfg.Fleet
+	}
 	p.history, err = rollback.Open(ctx, rollback.Config{
-		Store: cfg.Versions, Router: p.router, Known: p.known, Hashes: p.hashes,
+		Replicator: repl,
+		Store:      cfg.Versions, Router: p.router, Known: p.known, Hashes: p.hashes,
 		ReadFile: func() ([]byte, error) { return os.ReadFile(filepath.Join(cfg.ConfigDir, governance.CanaryFile)) },
 		Logger:   cfg.Logger,
 		OnApply: func(pol *canary.Policy, _ rollback.Version) {
@@ -151,6 +174,12 @@ func New(ctx context.Context, cfg Config) (*Plane, error) {
 	if p.mcp, err = newMCPHub(p, cfg.Logger); err != nil {
 		p.guard.Close()
 		return nil, err
+	}
+	if cfg.Fleet != nil {
+		if err := cfg.Fleet.Start(p.history, guard.Observe); err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -207,7 +236,9 @@ func (p *Plane) Refresh(ctx context.Context, why string, force bool) {
 		}
 		return nil
 	})
-	if changed {
+	// In a fleet the leader compares the tree with the applied version at
+	// every poll (a new leader's tree may differ from what was applied).
+	if changed || p.cfg.Fleet != nil {
 		treeWhy := "configuration tree changed"
 		if force {
 			treeWhy += " (SIGHUP)"
@@ -355,12 +386,17 @@ func (p *Plane) Observe(sum session.Summary, rec session.TurnRecord) {
 	for _, dim := range canary.Dimensions() {
 		values[dim] = sum.Assignment.Value(dim)
 	}
-	p.guard.Observe(rollback.Sample{
+	s := rollback.Sample{
 		Variants:  sum.Assignment.CohortByDimension(),
 		ToolCalls: rec.Stats.ToolCalls, ToolFailures: rec.Stats.ToolFailures,
 		LLMCalls: rec.Stats.LLMCalls, LLM5xx: rec.Stats.LLM5xx,
 		Tokens: rec.Stats.Usage.PromptTokens + rec.Stats.Usage.CompletionTokens,
-	}, values)
+	}
+	if p.cfg.Fleet != nil && !p.cfg.Fleet.IsLeader() { // only the leader's guard judges, on the whole fleet's turns
+		p.cfg.Fleet.Sample(s, values)
+		return
+	}
+	p.guard.Observe(s, values)
 }
 
 // Variant is one canary variant as configured now.

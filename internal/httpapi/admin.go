@@ -43,6 +43,15 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Get("/versions", s.listVersions)
 	r.Get("/versions/{n}", s.getVersion)
 	r.Post("/rollback", s.postRollback)
+	r.Post("/fleet/move", s.postMove)
+	r.Delete("/fleet/members/{name}", s.deleteMember)
+	r.Get("/fleet", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.FleetStatus == nil {
+			s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "this replica is not in a fleet (AGENTD_PEERS is empty)"})
+			return
+		}
+		writeJSON(w, http.StatusOK, s.cfg.FleetStatus(r.Context()))
+	})
 }
 
 func (s *Server) requireAdmin(next http.Handler) http.Handler {

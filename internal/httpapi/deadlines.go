@@ -84,8 +84,15 @@ func (s *Server) HTTPServer() *http.Server {
 // or a closed connection), and waits, until ctx ends, for the responses
 // already under way. Call it once the running turns have ended
 // (session.Pool.Shutdown): their responses are among those it waits for.
+// Requests forwarded to another member of the fleet end at once, and their
+// owner sees the client go (the turn ends "client-disconnected").
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
+	if s.fwd != nil {
+		// Forwarded requests end like the local turns before them: their
+		// owner sees the client go (client-disconnected).
+		s.fwd.close()
+	}
 	srv := s.HTTPServer()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()

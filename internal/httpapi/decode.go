@@ -22,18 +22,9 @@ import (
 // runs from the request's first byte; a client that stops sending gets 408,
 // or 503 if the server is shutting down (Shutdown cuts the read short).
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	data, err := s.readBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return err
-		case isTimeout(err) && s.draining.Load():
-			return session.ErrShuttingDown
-		case isTimeout(err):
-			return &apiError{http.StatusRequestTimeout, CodeRequestTimeout, "the request body did not arrive within the read timeout"}
-		}
-		return errBadRequest(CodeInvalidJSON, "reading the body: "+err.Error())
+		return err
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		if optional {
@@ -56,6 +47,25 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 		return errBadRequest(CodeInvalidJSON, "the body has data after its JSON object")
 	}
 	return nil
+}
+
+// readBody reads the whole body, at most MaxBodyBytes of it, within the
+// read timeout (see decode).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, err
+		case isTimeout(err) && s.draining.Load():
+			return nil, session.ErrShuttingDown
+		case isTimeout(err):
+			return nil, &apiError{http.StatusRequestTimeout, CodeRequestTimeout, "the request body did not arrive within the read timeout"}
+		}
+		return nil, errBadRequest(CodeInvalidJSON, "reading the body: "+err.Error())
+	}
+	return data, nil
 }
 
 func decodeError(err error) error {

@@ -33,6 +33,9 @@ const (
 	CodeInternal             = "internal"               // 500 see the server log
 	CodeShuttingDown         = "shutting_down"          // 503 the server is draining; retry on another replica
 	CodeRequestTimeout       = "request_timeout"        // 408 the request body did not arrive within the read timeout
+	CodeOwnerUnavailable     = "owner_unavailable"      // 503 the replica that owns the session did not answer, or is handing it to another; Retry-After
+	CodeMemberRunning        = "member_running"         // 409 a fleet member to remove still answers (or is the replica asked): scale it down first
+	CodeNoQuorum             = "no_quorum"              // 503 the fleet has no leader: configuration writes wait; Retry-After
 )
 
 // apiError is an error with its HTTP status and code.
@@ -51,17 +54,24 @@ func errBadRequest(code, msg string) error { return &apiError{http.StatusBadRequ
 func classify(err error) (int, string, string) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
+	var oe *ownerError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.code, ae.msg
+	case errors.As(err, &oe):
+		return http.StatusServiceUnavailable, CodeOwnerUnavailable, oe.message()
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body is over the limit of " + itoa(mbe.Limit) + " bytes"
 	case errors.Is(err, session.ErrNotFound):
 		return http.StatusNotFound, CodeNotFound, "no such session"
 	case errors.Is(err, session.ErrBusy):
 		return http.StatusConflict, CodeSessionBusy, "a turn is already running in this session; wait for it or cancel it"
+	case errors.Is(err, session.ErrMoving):
+		return http.StatusServiceUnavailable, CodeOwnerUnavailable, "the session is moving to another replica; retry in a moment"
 	case errors.Is(err, session.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeShuttingDown, "agentd is shutting down; retry on another replica"
+	case errors.Is(err, rollback.ErrNoQuorum):
+		return http.StatusServiceUnavailable, CodeNoQuorum, err.Error()
 	case errors.Is(err, rollback.ErrConflict):
 		return http.StatusPreconditionFailed, CodePreconditionFailed, err.Error()
 	case errors.Is(err, rollback.ErrReasonRequired):
@@ -93,9 +103,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentd"`)
 	}
-	if code == CodeShuttingDown {
+	switch {
+	case code == CodeShuttingDown:
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Connection", "close")
+	case errors.Is(err, session.ErrMoving): // a handoff holds a session for a moment
+		w.Header().Set("Retry-After", "1")
+	case code == CodeOwnerUnavailable, code == CodeNoQuorum:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", retryAfterFleet)
+		}
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = code, msg
@@ -105,7 +122,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // logError classifies err and logs it when it is the server's fault.
 func (s *Server) logError(r *http.Request, err error) (int, string, string) {
 	status, code, msg := classify(err)
-	if status >= 500 && code != CodeShuttingDown {
+	switch {
+	case errors.Is(err, session.ErrMoving): // the handoff logs what it does
+	case code == CodeOwnerUnavailable || code == CodeNoQuorum:
+		// The fleet's state, not a bug here: worth a line, not an alarm.
+		s.log.Warn("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("code", code), zap.Error(err))
+	case status >= 500 && code != CodeShuttingDown:
 		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 	}
 	return status, code, msg

@@ -6,7 +6,9 @@
 // for the caller (404). Errors are {"error": {"code", "message"}} with the
 // codes listed in errors.go. A turn answers with JSON, or with Server-Sent
 // Events when the client sends "Accept: text/event-stream"; a client that
-// goes away cancels its turn ("client-disconnected").
+// goes away cancels its turn ("client-disconnected"). In a fleet
+// (Config.Fleet), a request about a session another member owns is
+// forwarded to it, and the listing covers every member (fleet.go).
 package httpapi
 
 import (
@@ -41,11 +43,26 @@ type Config struct {
 	Timeouts Timeouts
 	// Control enables /v1/admin (admin keys only): nil answers 503.
 	Control Control
+	// Handoff, if set, serves POST /v1/admin/fleet/move (a fleet).
+	Handoff Handoff
+	// RemoveMember, if set, serves DELETE /v1/admin/fleet/members/{name}
+	// (fleet.Node.Remove).
+	RemoveMember func(ctx context.Context, name string) error
 	// ACP, if set, serves GET /v1/acp (ACP over WebSocket; acp.Server.Handler).
 	ACP http.Handler
 	// Metrics, if set, serves GET /metrics, without a key like the health
 	// endpoints.
 	Metrics http.Handler
+	// Fleet, if set, is the fleet this replica is a member of: requests
+	// about a session another member owns are forwarded to it, and the
+	// listing covers every member (fleet.go). Nil: a single process.
+	Fleet Fleet
+	// Cluster, if set, serves /cluster/v1/* (a fleet's channel between
+	// replicas, fleet.Node.Handler): outside the API keys, it checks the
+	// cluster key itself.
+	Cluster http.Handler
+	// FleetStatus, if set, answers GET /v1/admin/fleet (fleet.Node.Status).
+	FleetStatus func(ctx context.Context) any
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
@@ -72,6 +89,7 @@ type Server struct {
 	draining atomic.Bool
 	router   chi.Router
 	conns    conns
+	fwd      *forwarder // nil without a fleet
 
 	httpOnce sync.Once
 	http     *http.Server
@@ -93,6 +111,9 @@ func New(pool *session.Pool, keys *tenant.Keys, cfg Config) *Server {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, pool: pool, keys: keys, log: cfg.Logger.Named("http")}
+	if cfg.Fleet != nil {
+		s.fwd = s.newForwarder(cfg.Fleet)
+	}
 	s.router = s.routes()
 	return s
 }
@@ -126,6 +147,9 @@ func (s *Server) routes() chi.Router {
 	if s.cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
 	}
+	if s.cfg.Cluster != nil {
+		r.Handle("/cluster/v1/*", s.cfg.Cluster)
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.authenticate)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -139,13 +163,14 @@ func (s *Server) routes() chi.Router {
 			r.With(s.refuseWhileDraining).Post("/", s.createSession)
 			r.Get("/", s.listSessions)
 			r.Route("/{id}", func(r chi.Router) {
-				r.Get("/", s.getSession)
-				r.Delete("/", s.deleteSession)
-				r.With(s.refuseWhileDraining).Post("/messages", s.postMessage)
-				r.Post("/cancel", s.cancelTurn)
-				r.Put("/model", s.setModel)
-				r.Post("/clear", s.clearSession)
-				r.Post("/approvals/{call}", s.approve)
+				own := r.With(s.toOwner(false)) // a session another member owns is served there
+				own.Get("/", s.getSession)
+				own.Delete("/", s.deleteSession)
+				r.With(s.refuseWhileDraining, s.toOwner(true)).Post("/messages", s.postMessage)
+				own.Post("/cancel", s.cancelTurn)
+				own.Put("/model", s.setModel)
+				own.Post("/clear", s.clearSession)
+				own.Post("/approvals/{call}", s.approve)
 			})
 		})
 	})
@@ -300,7 +325,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			}
 			s.cfg.OnRequest(r.Method, route, lw.statusOr200(), time.Since(began))
 		}
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/cluster/") {
 			return
 		}
 		s.log.Info("request", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", lw.status),

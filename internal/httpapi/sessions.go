@@ -64,6 +64,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/sessions/"+string(sess.ID))
+	if s.fwd != nil {
+		w.Header().Set(OwnerHeader, s.fwd.fleet.Self())
+	}
 	writeJSON(w, http.StatusCreated, view(sess))
 }
 
@@ -84,6 +87,10 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Before != "" && !q.Before.Valid() {
 		s.writeError(w, r, errBadRequest(CodeInvalidRequest, "cursor is not a session id from next_cursor"))
+		return
+	}
+	if s.fwd != nil && r.Header.Get(ForwardedByHeader) == "" {
+		s.listFleet(w, r, q)
 		return
 	}
 	sums, next, err := s.pool.List(r.Context(), principal(r).Tenant, q)

@@ -37,6 +37,10 @@ var (
 	ErrNotFound       = errors.New("no such version")
 	ErrInvalid        = errors.New("invalid configuration")
 	ErrUnknownVariant = errors.New("no such variant")
+	// ErrNoQuorum is a change refused because the fleet has no leader that a
+	// majority of its replicas reach (see Replicator). Turns go on with the
+	// last applied configuration.
+	ErrNoQuorum = errors.New("no quorum: the fleet has no leader that a majority of its replicas reach; configuration changes are refused until it has (turns go on with the last applied configuration)")
 )
 
 // Actors that are not admin tenants.
@@ -94,6 +98,12 @@ type Config struct {
 	// OnApply is called after every version is served (the guard resets
 	// its windows; the server re-binds halted sessions).
 	OnApply func(p *canary.Policy, v Version)
+	// Replicator, if set, makes the history one replica of a fleet's: new
+	// versions are proposed through it (by its leader only) and served
+	// when the replicated log applies them (ApplyCommitted). The Store must
+	// then be a PutStore. Nil: a single replica, which stores its versions
+	// itself.
+	Replicator Replicator
 }
 
 // History serves and changes the canary configuration.
@@ -107,6 +117,8 @@ type History struct {
 	fileHash string // of the file as last read
 	fileErr  error  // why the file as last read is not served
 	reverts  []revert
+
+	fleet // the state of a replica of a fleet (replicated.go)
 }
 
 // Open loads the current version (applying canary.json if it changed since
@@ -122,6 +134,9 @@ func Open(ctx context.Context, cfg Config) (*History, error) {
 		cfg.Hashes = func(*canary.Policy) map[string]string { return nil }
 	}
 	h := &History{cfg: cfg, log: cfg.Logger.Named("rollback")}
+	if cfg.Replicator != nil {
+		return h, h.openReplica(ctx)
+	}
 	data, fileHash, err := h.readFile()
 	if err != nil {
 		return nil, err
@@ -186,6 +201,10 @@ type Status struct {
 	// as it is on disk (an API change or rollback, or an invalid file).
 	DiffersFromFile bool   `json:"differs_from_file"`
 	FileError       string `json:"file_error,omitempty"`
+	// Unserved says why a version the fleet committed is not served here
+	// (it does not validate against this replica's tree); it is retried
+	// at every poll.
+	Unserved string `json:"unserved,omitempty"`
 }
 
 // Current returns the served policy and its version.
@@ -204,6 +223,9 @@ func (h *History) Status() Status {
 		st.FileError = h.fileErr.Error()
 		st.DiffersFromFile = true
 	}
+	if h.unserved != nil {
+		st.Unserved = h.unserved.Error()
+	}
 	return st
 }
 
@@ -212,6 +234,9 @@ func (h *History) Status() Status {
 // An invalid file is logged once per reason and reported by Status; the
 // served version does not change.
 func (h *History) Reload(ctx context.Context, why string) (Version, bool, error) {
+	if h.cfg.Replicator != nil {
+		return h.reloadReplica(ctx, why)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	data, fileHash, err := h.readFile()
@@ -237,16 +262,34 @@ func (h *History) Reload(ctx context.Context, why string) (Version, bool, error)
 // applyFileLocked applies the file's document, carrying forward halts of
 // variants the file leaves as they were.
 func (h *History) applyFileLocked(ctx context.Context, data []byte, fileHash, why string) (Version, error) {
+	c, err := h.fileChangeLocked(data, fileHash, why, h.policy)
+	if err != nil {
+		return Version{}, err
+	}
+	return h.commitLocked(ctx, c.p, c.v)
+}
+
+// change is a version to make: the policy it serves and what the caller
+// says of it (actor, reason, kind, details); fill completes it.
+type change struct {
+	p *canary.Policy
+	v Version
+}
+
+// fileChangeLocked is the version the file's document makes over base (the
+// policy served before, nil if none), carrying forward halts of variants
+// the file leaves as they were.
+func (h *History) fileChangeLocked(data []byte, fileHash, why string, base *canary.Policy) (change, error) {
 	p, err := canary.Parse(data, h.cfg.Known())
 	if err != nil {
-		return Version{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return change{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if h.policy != nil {
+	if base != nil {
 		doc := p.Document()
 		carried := false
-		for _, halted := range h.policy.Document().Halted {
+		for _, halted := range base.Document().Halted {
 			dim, name := splitHalt(halted)
-			before, ok1 := h.policy.Variant(dim, name)
+			before, ok1 := base.Variant(dim, name)
 			after, ok2 := p.Variant(dim, name)
 			if ok1 && ok2 && sameVariant(before, after) && !slices.Contains(doc.Halted, halted) {
 				doc.Halted = append(doc.Halted, halted)
@@ -255,12 +298,12 @@ func (h *History) applyFileLocked(ctx context.Context, data []byte, fileHash, wh
 		}
 		if carried {
 			if p, err = canary.Compile(doc, h.cfg.Known()); err != nil {
-				return Version{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+				return change{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 			}
-			return h.commitLocked(ctx, p, Version{Actor: ActorFile, Reason: why + " (halts of unchanged variants kept)", Kind: "file", FileHash: fileHash, DiffersFromFile: true})
+			return change{p, Version{Actor: ActorFile, Reason: why + " (halts of unchanged variants kept)", Kind: "file", FileHash: fileHash, DiffersFromFile: true}}, nil
 		}
 	}
-	return h.commitLocked(ctx, p, Version{Actor: ActorFile, Reason: why, Kind: "file", FileHash: fileHash})
+	return change{p, Version{Actor: ActorFile, Reason: why, Kind: "file", FileHash: fileHash}}, nil
 }
 
 func splitHalt(s string) (canary.Dimension, string) {
@@ -279,62 +322,172 @@ func sameVariant(a, b canary.Variant) bool {
 
 // commitLocked stores p as the next version and serves it.
 func (h *History) commitLocked(ctx context.Context, p *canary.Policy, v Version) (Version, error) {
-	v.N = h.cur.N + 1
-	v.At = h.cfg.Now().UTC()
-	v.Canary = p.JSON()
-	v.Hashes = h.cfg.Hashes(p)
-	if v.FileHash == "" {
-		v.FileHash = h.cur.FileHash
-	}
-	var prevDoc json.RawMessage
-	if h.policy != nil {
-		prevDoc = h.cur.Canary
-	}
-	v.Diff = Diff(prevDoc, v.Canary, h.cur.Hashes, v.Hashes)
+	v = h.fill(p, v, h.cur, h.policy != nil)
 	if err := h.cfg.Store.Append(ctx, v); err != nil {
 		return Version{}, fmt.Errorf("store version %d: %w", v.N, err)
 	}
 	h.serve(p, v)
+	h.noteRevertLocked(v, p)
+	h.logApplied(v)
+	return v, nil
+}
+
+// noteRevertLocked adds v to the reverts if it is one.
+func (h *History) noteRevertLocked(v Version, p *canary.Policy) {
+	if to, ok := revertedTo(v); ok {
+		h.reverts = append(h.reverts, revert{to: to, by: v.N, doc: v.Canary, policy: p})
+	}
+}
+
+// fill completes v as the version after base, serving p (hasBase: base
+// is a version served before, which the diff is against).
+func (h *History) fill(p *canary.Policy, v Version, base Version, hasBase bool) Version {
+	v.N = base.N + 1
+	v.At = h.cfg.Now().UTC()
+	v.Canary = p.JSON()
+	v.Hashes = h.cfg.Hashes(p)
+	if v.FileHash == "" {
+		v.FileHash = base.FileHash
+	}
+	var prevDoc json.RawMessage
+	if hasBase {
+		prevDoc = base.Canary
+	}
+	v.Diff = Diff(prevDoc, v.Canary, base.Hashes, v.Hashes)
+	return v
+}
+
+func (h *History) logApplied(v Version) {
 	h.log.Info("configuration version applied", zap.Int("version", v.N), zap.String("actor", v.Actor), zap.String("kind", v.Kind),
 		zap.String("reason", v.Reason), zap.Strings("diff", v.Diff))
-	return v, nil
 }
 
 // Refresh records a new version when what the served policy points at
 // changed content (a rule version, sandbox.json, a skill set or an
 // instructions file was edited), so the history says exactly what ran. The
-// document is unchanged; it must still validate.
+// document is unchanged; it must still validate. In a fleet only the
+// leader records it (against the applied version's hashes); the other
+// replicas retry a version they could not serve.
 func (h *History) Refresh(ctx context.Context, why string) (Version, bool, error) {
+	if h.cfg.Replicator != nil {
+		return h.refreshReplica(ctx, why)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p, err := canary.Parse(h.cur.Canary, h.cfg.Known())
-	if err != nil {
-		return h.cur, false, fmt.Errorf("%w: the served configuration does not validate against the new tree: %w", ErrInvalid, err)
+	c, changed, err := h.treeChangeLocked(h.cur, why)
+	if err != nil || !changed {
+		return h.cur, false, err
 	}
-	if maps.Equal(h.cfg.Hashes(p), h.cur.Hashes) {
-		return h.cur, false, nil
-	}
-	v, err := h.commitLocked(ctx, p, Version{Actor: ActorFile, Reason: why, Kind: "tree", FileHash: h.cur.FileHash, DiffersFromFile: h.cur.DiffersFromFile})
+	v, err := h.commitLocked(ctx, c.p, c.v)
 	return v, err == nil, err
 }
 
-// Apply validates doc and serves it as a new version. ifMatch must be the
-// current version number (0 skips the check only when allowed by the
-// caller); a reason is required.
-func (h *History) Apply(ctx context.Context, doc []byte, ifMatch int, actor, reason string) (Version, error) {
-	if reason == "" {
-		return Version{}, ErrReasonRequired
+// treeChangeLocked is the "tree" version base needs if the content of what
+// its document points at changed.
+func (h *History) treeChangeLocked(base Version, why string) (change, bool, error) {
+	p, err := canary.Parse(base.Canary, h.cfg.Known())
+	if err != nil {
+		return change{}, false, fmt.Errorf("%w: the served configuration does not validate against the new tree: %w", ErrInvalid, err)
+	}
+	if maps.Equal(h.cfg.Hashes(p), base.Hashes) {
+		return change{}, false, nil
+	}
+	return change{p, Version{Actor: ActorFile, Reason: why, Kind: "tree", FileHash: base.FileHash, DiffersFromFile: base.DiffersFromFile}}, true, nil
+}
+
+// Op is an admin change of the configuration: what Apply, Halt and Revert
+// ask for. In a fleet it travels to the leader, which makes the version.
+type Op struct {
+	Kind      string          `json:"kind"` // "apply", "halt" or "revert"
+	Doc       json.RawMessage `json:"doc,omitempty"`
+	IfMatch   int             `json:"if_match,omitempty"`
+	Dimension string          `json:"dimension,omitempty"`
+	Variant   string          `json:"variant,omitempty"`
+	ToVersion int             `json:"to_version,omitempty"`
+	Actor     string          `json:"actor"`
+	Reason    string          `json:"reason"`
+	Details   map[string]any  `json:"details,omitempty"`
+}
+
+// opChangeLocked is the version op makes over base (served by basePol);
+// changed is false for a halt of a halted variant. old is the version a
+// revert returns to, read before the lock.
+func (h *History) opChangeLocked(op Op, base Version, basePol *canary.Policy, old Version) (change, bool, error) {
+	switch op.Kind {
+	case "apply":
+		if op.IfMatch != base.N {
+			return change{}, false, fmt.Errorf("%w (current is %d, If-Match %d)", ErrConflict, base.N, op.IfMatch)
+		}
+		p, err := canary.Parse(op.Doc, h.cfg.Known())
+		if err != nil {
+			return change{}, false, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return change{p, Version{Actor: op.Actor, Reason: op.Reason, Kind: "apply", DiffersFromFile: true}}, true, nil
+	case "halt":
+		dim, err := canary.ParseDimension(op.Dimension)
+		if err != nil {
+			return change{}, false, fmt.Errorf("%w: %w", ErrUnknownVariant, err)
+		}
+		if basePol == nil {
+			return change{}, false, fmt.Errorf("%w: version %d is not served here", ErrInvalid, base.N)
+		}
+		if _, ok := basePol.Variant(dim, op.Variant); !ok {
+			return change{}, false, fmt.Errorf("%w: %s has no variant %q (it has %v)", ErrUnknownVariant, dim, op.Variant, basePol.VariantNames(dim))
+		}
+		if basePol.Halted(dim, op.Variant) {
+			return change{}, false, nil
+		}
+		doc := basePol.Document()
+		doc.Halted = append(slices.Clone(doc.Halted), dim.String()+"/"+op.Variant)
+		p, err := canary.Compile(doc, h.cfg.Known())
+		if err != nil {
+			return change{}, false, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return change{p, Version{Actor: op.Actor, Reason: op.Reason, Kind: "halt", Details: op.Details, DiffersFromFile: true}}, true, nil
+	case "revert":
+		p, err := canary.Parse(old.Canary, h.cfg.Known())
+		if err != nil {
+			return change{}, false, fmt.Errorf("%w: version %d no longer validates against the configuration tree: %w", ErrInvalid, old.N, err)
+		}
+		return change{p, Version{Actor: op.Actor, Reason: op.Reason, Kind: "revert", Details: map[string]any{"to_version": old.N}, DiffersFromFile: true}}, true, nil
+	}
+	return change{}, false, fmt.Errorf("%w: unknown change %q", ErrInvalid, op.Kind)
+}
+
+// do carries out op: in a fleet through the leader (replicated.go), else
+// here, as the next version.
+func (h *History) do(ctx context.Context, op Op) (Version, bool, error) {
+	if op.Reason == "" {
+		return Version{}, false, ErrReasonRequired
+	}
+	if h.cfg.Replicator != nil {
+		return h.replicate(ctx, op)
+	}
+	var old Version
+	if op.Kind == "revert" {
+		var err error
+		if old, err = h.cfg.Store.Get(ctx, op.ToVersion); err != nil {
+			return Version{}, false, err
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ifMatch != h.cur.N {
-		return Version{}, fmt.Errorf("%w (current is %d, If-Match %d)", ErrConflict, h.cur.N, ifMatch)
+	c, changed, err := h.opChangeLocked(op, h.cur, h.policy, old)
+	if err != nil || !changed {
+		return h.cur, false, err
 	}
-	p, err := canary.Parse(doc, h.cfg.Known())
+	v, err := h.commitLocked(ctx, c.p, c.v)
 	if err != nil {
-		return Version{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Version{}, false, err
 	}
-	return h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "apply", DiffersFromFile: true})
+	return v, true, nil
+}
+
+// Apply validates doc and serves it as a new version. ifMatch must be the
+// current version number; a reason is required.
+func (h *History) Apply(ctx context.Context, doc []byte, ifMatch int, actor, reason string) (Version, error) {
+	v, _, err := h.do(ctx, Op{Kind: "apply", Doc: doc, IfMatch: ifMatch, Actor: actor, Reason: reason})
+	return v, err
 }
 
 // Halt takes a variant out of service: its users get the stable value for
@@ -342,46 +495,12 @@ func (h *History) Apply(ctx context.Context, doc []byte, ifMatch int, actor, rea
 // turn. Halting a halted variant changes nothing and returns the current
 // version.
 func (h *History) Halt(ctx context.Context, dim canary.Dimension, variant, actor, reason string, details map[string]any) (Version, bool, error) {
-	if reason == "" {
-		return Version{}, false, ErrReasonRequired
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.policy.Variant(dim, variant); !ok {
-		return Version{}, false, fmt.Errorf("%w: %s has no variant %q (it has %v)", ErrUnknownVariant, dim, variant, h.policy.VariantNames(dim))
-	}
-	if h.policy.Halted(dim, variant) {
-		return h.cur, false, nil
-	}
-	doc := h.policy.Document()
-	doc.Halted = append(slices.Clone(doc.Halted), dim.String()+"/"+variant)
-	p, err := canary.Compile(doc, h.cfg.Known())
-	if err != nil {
-		return Version{}, false, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	v, err := h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "halt", Details: details, DiffersFromFile: true})
-	return v, err == nil, err
+	return h.do(ctx, Op{Kind: "halt", Dimension: dim.String(), Variant: variant, Actor: actor, Reason: reason, Details: details})
 }
 
 // Revert serves version n's document again, as a new version.
 func (h *History) Revert(ctx context.Context, n int, actor, reason string) (Version, error) {
-	if reason == "" {
-		return Version{}, ErrReasonRequired
-	}
-	old, err := h.cfg.Store.Get(ctx, n)
-	if err != nil {
-		return Version{}, err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p, err := canary.Parse(old.Canary, h.cfg.Known())
-	if err != nil {
-		return Version{}, fmt.Errorf("%w: version %d no longer validates against the configuration tree: %w", ErrInvalid, n, err)
-	}
-	v, err := h.commitLocked(ctx, p, Version{Actor: actor, Reason: reason, Kind: "revert", Details: map[string]any{"to_version": n}, DiffersFromFile: true})
-	if err == nil {
-		h.reverts = append(h.reverts, revert{to: n, by: v.N, doc: v.Canary, policy: p})
-	}
+	v, _, err := h.do(ctx, Op{Kind: "revert", ToVersion: n, Actor: actor, Reason: reason})
 	return v, err
 }
 

@@ -127,7 +127,10 @@ type Observer interface {
 
 // Config tunes a Pool.
 type Config struct {
-	Dir         string        // workspaces live in Dir/<tenant>/<session id>
+	Dir string // workspaces live in Dir/<tenant>/<session id>
+	// Node, if set, is this replica's name in a fleet: new session ids
+	// carry it (NewID). "" (a single process): ids without a node.
+	Node        string
 	TTL         time.Duration // idle time before a session leaves memory; default 30 min
 	MaxLive     int           // sessions kept in memory; default 500
 	TurnTimeout time.Duration // wall-clock limit of a turn; 0: none
@@ -195,6 +198,7 @@ type entry struct {
 	refs   int  // operations holding the entry; never evicted while > 0
 	busy   bool // a turn or an exclusive change runs
 	gone   bool // deleted or evicted: holders must not use it for new work
+	moving bool // held for a handoff to another replica (Hold): every call gets ErrMoving
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
@@ -213,6 +217,11 @@ func NewPool(store Store, a *agent.Agent, hooks Hooks, cfg Config) (*Pool, error
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("session: Config.Dir is required")
+	}
+	if cfg.Node != "" {
+		if err := ValidNode(cfg.Node); err != nil {
+			return nil, fmt.Errorf("session: Config.Node: %w", err)
+		}
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
@@ -263,7 +272,7 @@ func (p *Pool) Create(ctx context.Context, tenant, user, model string) (*Session
 	}
 	now := p.cfg.Now().UTC()
 	s := &Session{
-		ID: NewID(now), Tenant: tenant, User: user, CreatedAt: now, UpdatedAt: now,
+		ID: NewID(now, p.cfg.Node), Tenant: tenant, User: user, CreatedAt: now, UpdatedAt: now,
 		Model: a.Model, Assignment: a, Messages: []agent.Message{},
 	}
 	if model != "" {
@@ -573,6 +582,8 @@ func (p *Pool) claim(e *entry, cancel context.CancelCauseFunc) error {
 	switch {
 	case e.gone:
 		return ErrNotFound
+	case e.moving:
+		return ErrMoving
 	case p.closing:
 		return ErrShuttingDown
 	case e.busy:
@@ -606,6 +617,10 @@ func (p *Pool) acquire(ctx context.Context, tenant string, id ID) (*entry, error
 	if ok && e.gone { // a tombstone: the session is being deleted
 		p.mu.Unlock()
 		return nil, ErrNotFound
+	}
+	if ok && e.moving {
+		p.mu.Unlock()
+		return nil, ErrMoving
 	}
 	if !ok {
 		e = &entry{key: k, tenant: tenant, id: id, ready: make(chan struct{})}

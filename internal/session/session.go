@@ -14,21 +14,56 @@ import (
 )
 
 // ID names a session: "sess_" then 32 hex digits, the first 12 of which are
-// the creation time in Unix milliseconds, so ids sort by creation.
+// the creation time in Unix milliseconds, so ids sort by creation; in a
+// fleet, "_" and the name of the node that created it follow
+// ("sess_<32 hex>_<node>"), so any replica knows where the session lives.
 type ID string
 
-var idPattern = regexp.MustCompile(`^sess_[0-9a-f]{32}$`)
+// nodePattern is the shape of a node name: a DNS label (lower case), dots
+// allowed, so a pod name or a host name fits.
+const nodePattern = `[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?`
 
-// NewID returns a fresh session id created at now.
-func NewID(now time.Time) ID {
+var (
+	idPattern   = regexp.MustCompile(`^sess_[0-9a-f]{32}(?:_` + nodePattern + `)?$`)
+	nodeNameRE  = regexp.MustCompile(`^` + nodePattern + `$`)
+	idNodeStart = len("sess_") + 32 + 1
+)
+
+// NewID returns a fresh session id created at now on node; node "" gives
+// the single-process form without a node. node must pass ValidNode.
+func NewID(now time.Time, node string) ID {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
-	return ID(fmt.Sprintf("sess_%012x%s", now.UnixMilli()&0xffffffffffff, hex.EncodeToString(b[:])))
+	id := fmt.Sprintf("sess_%012x%s", now.UnixMilli()&0xffffffffffff, hex.EncodeToString(b[:]))
+	if node != "" {
+		id += "_" + node
+	}
+	return ID(id)
 }
 
-// Valid reports whether id has the shape of a session id. Anything else is
-// never looked up, so an id can be used in keys and paths safely.
+// Valid reports whether id has the shape of a session id, with or without a
+// node. Anything else is never looked up, so an id can be used in keys and
+// paths safely.
 func (id ID) Valid() bool { return idPattern.MatchString(string(id)) }
+
+// Node returns the node named in a valid id, "" for an id without one (or
+// an invalid id).
+func (id ID) Node() string {
+	if len(id) <= idNodeStart || !id.Valid() {
+		return ""
+	}
+	return string(id[idNodeStart:])
+}
+
+// ValidNode checks a node name: 1 to 63 characters of a-z, 0-9, '.' and
+// '-', starting and ending with a letter or digit. It is the one check of a
+// node name, wherever one comes from (flags, peers, ids).
+func ValidNode(name string) error {
+	if !nodeNameRE.MatchString(name) {
+		return fmt.Errorf("%w: node name %q: want 1-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit", ErrInvalid, name)
+	}
+	return nil
+}
 
 // Assignment is what a session runs with along each canary dimension. It is
 // fixed when the session is created (sticky): later configuration changes do
