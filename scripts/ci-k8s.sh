@@ -16,8 +16,9 @@
 #      answer; the agentd Service answers on its ClusterIP from this machine;
 #      the 3 pods form one fleet with one leader; a session created through
 #      the Service is served through every pod; a halt through the Service
-#      reaches every pod within 2 s; with the leader pod deleted, writes
-#      through the Service resume within 10 s; then a session is opened on
+#      reaches every pod within 2 s; with the leader pod deleted, and then
+#      with the leader's agentd killed (SIGKILL), writes through the Service
+#      resume within 10 s and the pod rejoins; then a session is opened on
 #      each pod with a [[hang]] turn in flight, `kubectl rollout restart`, and
 #      after the rollout every session is there (reached through the Service),
 #      its history valid, the interrupted turn cancelled with reason shutdown,
@@ -441,30 +442,49 @@ CJ
 "$check" halt -url "$svc" -urls "$(pod_urls)" -key "$admin" -dimension model -variant ci-beta -within 2s ||
 	die "the halt did not reach every pod within 2 s"
 
-phase "k8s: the leader pod deleted: writes through the Service resume within 10 s"
-leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 60s) || die "no fleet before deleting the leader"
-rm -f "$W/deleted"
-"$check" writes -url "$svc" -urls "$(pod_urls)" -key "$admin" -file "$W/canary.json" -marker "$W/deleted" \
-	-after 25s -within 10s -old-leader "$leader" -cluster-key "$cluster_key" >"$W/writes.out" 2>&1 &
-writes_pid=$!
-sleep 2 # a few writes before
-echo "deleting the leader, $leader"
-old_uid=$(kc get pod "$leader" -o jsonpath='{.metadata.uid}')
-kc delete pod "$leader" --wait=false
-touch "$W/deleted"
-writes_rc=0
-wait "$writes_pid" || writes_rc=$?
-writes_pid=
-cat "$W/writes.out"
-[ "$writes_rc" = 0 ] || die "writes through the Service did not resume within 10 s of losing the leader"
-replaced() { # replaced POD UID: POD is a new pod (not UID), and Ready
-	local uid
-	uid=$(kc get pod "$1" -o jsonpath='{.metadata.uid}') && [ -n "$uid" ] && [ "$uid" != "$2" ] &&
-		kc wait --for=condition=Ready "pod/$1" --timeout=2s
+# lose_leader HOW AFTER: lose the leader (HOW: deleted, the pod deleted as a
+# drain or an eviction does: preStop, then SIGTERM; or killed, its agentd
+# process SIGKILLed, as a crash does, and restarted by the kubelet) while
+# `agentdcheck writes` puts a configuration through the Service every 200 ms,
+# for AFTER past the loss; then wait for the pod to be back in the fleet.
+back() { # back POD UID RESTARTS: POD is Ready as a new pod (not UID) or after a restart of agentd
+	local got
+	got=$(kc get pod "$1" -o jsonpath='{.metadata.uid} {.status.containerStatuses[?(@.name=="agentd")].restartCount}') &&
+		[ "$got" != "$2 $3" ] && kc wait --for=condition=Ready "pod/$1" --timeout=2s
 }
-wait_for 120 "$leader to be replaced and Ready" replaced "$leader" "$old_uid" || die "$leader did not come back"
-"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null || die "$leader did not rejoin the fleet"
-echo "$leader is back in the fleet"
+lose_leader() {
+	local how=$1 after=$2 leader old writes_rc=0 cid
+	leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 60s) ||
+		die "no fleet before deleting the leader"
+	rm -f "$W/deleted"
+	"$check" writes -url "$svc" -urls "$(pod_urls)" -key "$admin" -file "$W/canary.json" -marker "$W/deleted" \
+		-after "$after" -within 10s -old-leader "$leader" -cluster-key "$cluster_key" >"$W/writes.out" 2>&1 &
+	writes_pid=$!
+	sleep 2 # a few writes before
+	old=$(kc get pod "$leader" -o jsonpath='{.metadata.uid} {.status.containerStatuses[?(@.name=="agentd")].restartCount}')
+	if [ "$how" = killed ]; then
+		cid=$(kc get pod "$leader" -o jsonpath='{.status.containerStatuses[?(@.name=="agentd")].containerID}')
+		echo "killing the leader, agentd in $leader (SIGKILL)"
+		ctr -a "$ctrd_sock" -n k8s.io tasks kill -s SIGKILL "${cid#containerd://}"
+	else
+		echo "deleting the leader, $leader (preStop 5 s, then SIGTERM)"
+		kc delete pod "$leader" --wait=false
+	fi
+	touch "$W/deleted"
+	wait "$writes_pid" || writes_rc=$?
+	writes_pid=
+	cat "$W/writes.out"
+	[ "$writes_rc" = 0 ] || die "writes through the Service did not resume within 10 s of losing the leader ($how)"
+	# shellcheck disable=SC2086 # old is "UID RESTARTS"
+	wait_for 120 "$leader to be back and Ready" back "$leader" $old || die "$leader did not come back"
+	"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null ||
+		die "$leader did not rejoin the fleet"
+	echo "$leader is back in the fleet"
+}
+phase "k8s: the leader pod deleted: writes through the Service resume within 10 s"
+lose_leader deleted 20s
+phase "k8s: the leader's agentd killed (SIGKILL): writes through the Service resume within 10 s"
+lose_leader killed 15s
 
 # --- sessions across a rolling update ------------------------------------------------------
 phase "k8s: a session on each pod, a [[hang]] turn in flight on each"

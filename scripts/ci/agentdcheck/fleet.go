@@ -98,6 +98,14 @@ func (c *client) send(ctx context.Context, method, path string, body any, hdr ma
 	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
+// statusError is an answer with an unwanted status.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e statusError) Error() string { return e.msg }
+
 // ms formats a duration in milliseconds.
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + " ms" }
 
@@ -250,7 +258,7 @@ func (c *client) putCanary(ctx context.Context, doc []byte, reason string) (int,
 		return 0, err
 	}
 	if r.status != http.StatusOK {
-		return 0, fmt.Errorf("PUT /v1/admin/canary (If-Match %s): %s", tag, r)
+		return 0, statusError{r.status, fmt.Sprintf("PUT /v1/admin/canary (If-Match %s): %s", tag, r)}
 	}
 	var v struct {
 		N int `json:"version"`
@@ -419,10 +427,14 @@ func everywhere(ctx context.Context, svc *client, pods []pod, id string, stdout 
 		// Sessions through the Service until two pods have created one:
 		// the Service spreads, and the one kept is reached through the
 		// others below. The others are deleted through the Service.
+		// A new connection each time: kube-proxy picks a pod per
+		// connection, not per request.
+		fresh := *svc
+		fresh.hc = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 		owners := map[string]int{}
 		var extra []string
 		for i := 0; i < 20 && (id == "" || len(owners) < 2); i++ {
-			r, err := svc.send(ctx, http.MethodPost, "/v1/sessions", nil, nil)
+			r, err := fresh.send(ctx, http.MethodPost, "/v1/sessions", nil, nil)
 			if err != nil {
 				return err
 			}
@@ -586,7 +598,8 @@ func (c *client) sseTurn(ctx context.Context, id, content string) (int, turnRepl
 // ---- writes: admin writes through the Service while the leader goes ------------------------
 
 // writes puts a new canary document through svc every 200 ms. Once the
-// marker file exists (the script deleted the leader pod) it goes on for
+// marker file exists (the script made the leader go; its time is the
+// loss's) it goes on for
 // `after`, then reports: every failed write, when another leader was named,
 // and the longest time without a successful write, which must be at most
 // within; and a write must have succeeded under the new leader.
@@ -647,8 +660,8 @@ func writes(ctx context.Context, svc *client, pods []pod, docFile, marker, oldLe
 	okAfterLeader := 0
 	for i := 0; ; i++ {
 		if deleted.IsZero() {
-			if _, err := os.Stat(marker); err == nil {
-				deleted = time.Now()
+			if fi, err := os.Stat(marker); err == nil {
+				deleted = fi.ModTime() // written right after the loss
 			}
 		} else if time.Since(deleted) > after {
 			break
@@ -662,7 +675,7 @@ func writes(ctx context.Context, svc *client, pods []pod, docFile, marker, oldLe
 		for k, v := range base {
 			doc[k] = v
 		}
-		doc["guard"] = map[string]any{"min_samples": 100 + i}
+		doc["guard"] = map[string]any{"min_samples": 50 + i%100} // a new document each time (the window is 200)
 		b, _ := json.Marshal(doc)
 		a := attempt{start: time.Now()}
 		rctx, cancel := context.WithTimeout(ctx, 4*time.Second)
@@ -689,20 +702,27 @@ func writes(ctx context.Context, svc *client, pods []pod, docFile, marker, oldLe
 	gap = max(gap, time.Since(lastOK))
 
 	rel := func(t time.Time) string { return fmt.Sprintf("%+.1fs", t.Sub(deleted).Seconds()) }
-	ok, failed := 0, 0
+	ok, failed, refused := 0, 0, 0
 	for _, a := range log {
 		if a.err == nil {
 			ok++
 			continue
 		}
 		failed++
-		fmt.Fprintf(stdout, "  write at %s (relative to the delete) failed after %s: %v\n", rel(a.start), ms(a.end.Sub(a.start)), a.err)
+		var se statusError
+		if errors.As(a.err, &se) && se.status >= 400 && se.status < 500 && se.status != http.StatusPreconditionFailed {
+			refused++ // the check's own request is wrong: not an outage
+		}
+		fmt.Fprintf(stdout, "  write at %s (relative to the loss) failed after %s: %v\n", rel(a.start), ms(a.end.Sub(a.start)), a.err)
 	}
 	fmt.Fprintf(stdout, "%d writes through %s: %d committed, %d failed\n", len(log), svc.url, ok, failed)
-	if newLeader == "" {
-		return fmt.Errorf("no pod named a leader other than %s within %s of the delete", oldLeader, after)
+	if refused > 0 {
+		return fmt.Errorf("%d writes were refused as bad requests: the check is broken", refused)
 	}
-	fmt.Fprintf(stdout, "leader %s -> %s, named %s after the delete\n", oldLeader, newLeader, ms(leaderAt.Sub(deleted)))
+	if newLeader == "" {
+		return fmt.Errorf("no pod named a leader other than %s within %s of the loss", oldLeader, after)
+	}
+	fmt.Fprintf(stdout, "leader %s -> %s, named %s after the loss\n", oldLeader, newLeader, ms(leaderAt.Sub(deleted)))
 	fmt.Fprintf(stdout, "longest time without a committed write: %s (bound %s); %d writes committed under the new leader\n", ms(gap), within, okAfterLeader)
 	if okAfterLeader == 0 {
 		return fmt.Errorf("no write committed after %s took over", newLeader)
@@ -770,8 +790,15 @@ func sameVersions(ctx context.Context, pods []pod, stdout io.Writer) error {
 			for _, p := range pods {
 				names = append(names, p.name)
 			}
-			fmt.Fprintf(stdout, "one version history on %s: %d versions, identical (seen after %s):\n", strings.Join(names, ", "), len(first), ms(time.Since(t0)))
-			for _, v := range first {
+			fmt.Fprintf(stdout, "one version history on %s: %d versions, numbered %d..1, identical (seen after %s):\n",
+				strings.Join(names, ", "), len(first), len(first), ms(time.Since(t0)))
+			for i, v := range first {
+				if i == 3 && len(first) > 6 {
+					fmt.Fprintf(stdout, "  ... (%d more)\n", len(first)-6)
+				}
+				if i >= 3 && i < len(first)-3 {
+					continue
+				}
 				m, _ := v.(map[string]any)
 				fmt.Fprintf(stdout, "  %v %v by %v: %v\n", m["version"], m["kind"], m["actor"], m["reason"])
 			}

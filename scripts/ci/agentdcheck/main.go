@@ -26,8 +26,8 @@
 //	                       SSE turn through every pod, X-Agentd-Owner checked; print the id
 //	agentdcheck writes     -url SVC -urls PODS -key ADMIN -file F -marker FILE -old-leader NAME -after 25s -within 10s
 //	                       PUT /v1/admin/canary through the Service every 200 ms; from the
-//	                       marker on (the leader pod deleted) measure the longest time without a
-//	                       committed write and when a new leader is named
+//	                       marker on (the leader lost: its time is the loss's) measure the longest
+//	                       time without a committed write and when a new leader is named
 //	agentdcheck versions   -urls PODS -key ADMIN    every pod serves the same version history, n..1
 //
 // Every command exits 0 when its check holds and 1 with a reason when not.
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	dim := fs.String("dimension", "", "halt: dimension")
 	variant := fs.String("variant", "", "halt: variant")
 	within := fs.Duration("within", 0, "halt, writes: the bound")
-	marker := fs.String("marker", "", "writes: the file that says the leader pod was deleted")
+	marker := fs.String("marker", "", "writes: the file that says the leader is lost (its modification time is when)")
 	oldLeader := fs.String("old-leader", "", "writes: the leader that goes")
 	after := fs.Duration("after", 25*time.Second, "writes: how long to go on after the marker")
 	wantDone := fs.Bool("want-done", false, "hang: fail if the stream ends without a done event (a direct connection to agentd, no tunnel)")
