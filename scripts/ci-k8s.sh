@@ -22,7 +22,9 @@
 #      each pod with a [[hang]] turn in flight, `kubectl rollout restart`, and
 #      after the rollout every session is there (reached through the Service),
 #      its history valid, the interrupted turn cancelled with reason shutdown,
-#      a new turn works, and every pod serves the same version history.
+#      a new turn works, and every pod serves the same version history; and
+#      after every pod is deleted at once, the fleet comes back, serves the
+#      same sessions and history, and takes a write.
 #      Measured times are printed (TIMING lines and the checks' own output).
 #
 #   scripts/ci-tools.sh && AGENTD_CI_IMAGES=/tmp/images.tar scripts/ci-docker.sh \
@@ -538,5 +540,23 @@ done
 	die "session $everywhere_sid is not served through every pod after the rollout"
 echo "session $everywhere_sid (created through the Service before the leader loss) is served through every pod"
 "$check" versions -urls "$(pod_urls)" -key "$admin" || die "the pods do not serve one version history"
+
+phase "k8s: every pod down at once: the fleet comes back (OrderedReady, readiness without a quorum)"
+# As after a power loss or a cluster restart: agentd-0 starts first and
+# alone, without a quorum; it must become Ready for agentd-1 to start.
+uids_before=$(kc get pods -l app.kubernetes.io/name=agentd -o jsonpath='{.items[*].metadata.uid}')
+kc delete pods -l app.kubernetes.io/name=agentd --wait=true --timeout=120s
+kc rollout status statefulset/agentd --timeout=240s
+for u in $(kc get pods -l app.kubernetes.io/name=agentd -o jsonpath='{.items[*].metadata.uid}'); do
+	[[ " $uids_before " != *" $u "* ]] || die "pod $u was not replaced"
+done
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null ||
+	die "the fleet did not come back after every pod went down"
+"$check" everywhere -url "$svc" -urls "$(pod_urls)" -key "$key" -user svc-user -session "$everywhere_sid" >/dev/null ||
+	die "session $everywhere_sid is not served through every pod after every pod went down"
+echo "session $everywhere_sid is served through every pod"
+"$check" versions -urls "$(pod_urls)" -key "$admin" || die "the pods do not serve one version history"
+"$check" apply -url "$svc" -key "$admin" -file "$W/canary.json" -reason "ci: a write after the fleet came back" ||
+	die "PUT /v1/admin/canary through the Service after the fleet came back"
 phase_end
 echo "k8s checks passed"
