@@ -305,9 +305,10 @@ func TestRestartedMemberCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.start()
-	// It serves what it had at once, before the log is replayed.
-	if _, v := f.h.Current(); v.N != 1 {
-		t.Errorf("restarted member serves version %d before catching up; want its stored 1", v.N)
+	// It serves what it had at once (its stored 1), never nothing; on a
+	// fast machine the log may have been replayed already (3).
+	if _, v := f.h.Current(); v.N != 1 && v.N != 3 {
+		t.Errorf("restarted member serves version %d at start; want its stored 1 (or 3, caught up already)", v.N)
 	}
 	converged(t, ms, 3)
 	if p, _ := f.h.Current(); !p.Halted(canary.Model, "beta") {
