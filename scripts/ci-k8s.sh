@@ -375,7 +375,6 @@ echo "the config tree in the pod matches the repository's"
 # --- the fleet's network: DNS names and the Service ----------------------------------------
 key=ci-k8s-key-0123456789abcdef     # deploy/k8s/overlays/ci: a user key (tenant ci)
 admin=ci-k8s-admin-0123456789abcdef # and an admin key (tenant ops)
-cluster_key=ci-k8s-cluster-key-0123456789abcdef
 check=$W/agentdcheck
 go build -o "$check" ./scripts/ci/agentdcheck
 pod_ip() { kc get pod "agentd-$1" -o jsonpath='{.status.podIP}'; }
@@ -427,7 +426,7 @@ echo "the agentd Service answers on its ClusterIP $svc: kube-proxy (iptables mod
 
 # --- the fleet ----------------------------------------------------------------------------------
 phase "k8s: the fleet formed (3 members, one leader)"
-leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s) || die "the 3 pods did not form one fleet"
+leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s) || die "the 3 pods did not form one fleet"
 echo "leader: $leader"
 
 phase "k8s: a session created through the Service is served through every pod"
@@ -456,11 +455,11 @@ back() { # back POD UID RESTARTS: POD is Ready as a new pod (not UID) or after a
 }
 lose_leader() {
 	local how=$1 after=$2 leader old writes_rc=0 cid
-	leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 60s) ||
+	leader=$("$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 60s) ||
 		die "no fleet before deleting the leader"
 	rm -f "$W/deleted"
 	"$check" writes -url "$svc" -urls "$(pod_urls)" -key "$admin" -file "$W/canary.json" -marker "$W/deleted" \
-		-after "$after" -within 10s -old-leader "$leader" -cluster-key "$cluster_key" >"$W/writes.out" 2>&1 &
+		-after "$after" -within 10s -old-leader "$leader" >"$W/writes.out" 2>&1 &
 	writes_pid=$!
 	sleep 2 # a few writes before
 	old=$(kc get pod "$leader" -o jsonpath='{.metadata.uid} {.status.containerStatuses[?(@.name=="agentd")].restartCount}')
@@ -479,7 +478,7 @@ lose_leader() {
 	[ "$writes_rc" = 0 ] || die "writes through the Service did not resume within 10 s of losing the leader ($how)"
 	# shellcheck disable=SC2086 # old is "UID RESTARTS"
 	wait_for 120 "$leader to be back and Ready" back "$leader" $old || die "$leader did not come back"
-	"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null ||
+	"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null ||
 		die "$leader did not rejoin the fleet"
 	echo "$leader is back in the fleet"
 }
@@ -527,7 +526,7 @@ hang_pids=()
 kc get pods,pvc -o wide
 
 phase "k8s: after the rollout, every session kept, and one version history"
-"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null || die "no fleet after the rollout"
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null || die "no fleet after the rollout"
 for i in 0 1 2; do
 	# Through the Service: whichever pod takes it forwards to the owner.
 	if ! "$check" verify -url "$svc" -key "$key" -user "user-$i" -session "${sids[i]}" -turns 2 >"$W/verify$i.out" 2>&1; then
@@ -550,7 +549,7 @@ kc rollout status statefulset/agentd --timeout=240s
 for u in $(kc get pods -l app.kubernetes.io/name=agentd -o jsonpath='{.items[*].metadata.uid}'); do
 	[[ " $uids_before " != *" $u "* ]] || die "pod $u was not replaced"
 done
-"$check" fleet -urls "$(pod_urls)" -key "$admin" -cluster-key "$cluster_key" -members 3 -timeout 120s >/dev/null ||
+"$check" fleet -urls "$(pod_urls)" -key "$admin" -members 3 -timeout 120s >/dev/null ||
 	die "the fleet did not come back after every pod went down"
 "$check" everywhere -url "$svc" -urls "$(pod_urls)" -key "$key" -user svc-user -session "$everywhere_sid" >/dev/null ||
 	die "session $everywhere_sid is not served through every pod after every pod went down"

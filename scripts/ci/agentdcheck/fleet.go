@@ -111,16 +111,11 @@ func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10)
 
 // ---- fleet: who leads -----------------------------------------------------------------
 
-// fleetView is what a replica says of the fleet: GET /v1/admin/fleet (admin
-// key), or else GET /cluster/v1/whoami (the cluster key), which names this
-// replica, the leader it follows and whether it has Raft state, but not the
-// members (Members is then nil).
+// fleetView is what a replica says of the fleet (GET /v1/admin/fleet).
 type fleetView struct {
-	Self     string        `json:"self"`
-	Leader   string        `json:"leader"`
-	Members  []fleetMember `json:"members"`
-	Name     string        `json:"name"`      // whoami
-	HasState bool          `json:"has_state"` // whoami
+	Self    string        `json:"self"`
+	Leader  string        `json:"leader"`
+	Members []fleetMember `json:"members"`
 }
 
 type fleetMember struct {
@@ -133,46 +128,31 @@ type fleetMember struct {
 // without the fleet); waiting does not help.
 var errNoFleet = errors.New("this agentd serves no fleet")
 
-// fleet asks the replica; clusterKey is for the whoami fallback.
-func (c *client) fleet(ctx context.Context, clusterKey string) (fleetView, error) {
+func (c *client) fleet(ctx context.Context) (fleetView, error) {
 	var f fleetView
 	r, err := c.send(ctx, http.MethodGet, "/v1/admin/fleet", nil, nil)
 	if err != nil {
 		return f, err
 	}
-	path := "/v1/admin/fleet"
-	if r.status == http.StatusNotFound && clusterKey != "" {
-		path = "/cluster/v1/whoami"
-		r, err = c.send(ctx, http.MethodGet, path, nil, map[string]string{"Authorization": "Bearer " + clusterKey})
-		if err != nil {
-			return f, err
-		}
-	}
 	if r.status == http.StatusNotFound {
-		return f, fmt.Errorf("GET %s: %s: %w", path, r, errNoFleet)
+		return f, fmt.Errorf("GET /v1/admin/fleet: %s: %w", r, errNoFleet)
 	}
 	if r.status != http.StatusOK {
-		return f, fmt.Errorf("GET %s: %s", path, r)
+		return f, fmt.Errorf("GET /v1/admin/fleet: %s", r)
 	}
 	if err := json.Unmarshal(r.body, &f); err != nil {
-		return f, fmt.Errorf("GET %s: decode %q: %w", path, r.body, err)
-	}
-	if path == "/cluster/v1/whoami" {
-		f.Self, f.Members = f.Name, nil
-	} else {
-		f.HasState = true
+		return f, fmt.Errorf("GET /v1/admin/fleet: decode %q: %w", r.body, err)
 	}
 	return f, nil
 }
 
-// waitFleet waits until every pod names the same leader (and n members,
-// where the replica lists them; else has Raft state), and prints the
-// leader's name.
-func waitFleet(ctx context.Context, pods []pod, n int, clusterKey string, stdout io.Writer) error {
+// waitFleet waits until every pod names the same leader and n members, each
+// a voter that answers, and prints the leader's name.
+func waitFleet(ctx context.Context, pods []pod, n int, stdout io.Writer) error {
 	t0 := time.Now()
 	var last string
 	for {
-		leader, why, err := fleetAgreed(ctx, pods, n, clusterKey)
+		leader, why, err := fleetAgreed(ctx, pods, n)
 		if err != nil {
 			return err
 		}
@@ -191,14 +171,14 @@ func waitFleet(ctx context.Context, pods []pod, n int, clusterKey string, stdout
 }
 
 // fleetAgreed returns the leader every pod names, or why there is none.
-func fleetAgreed(ctx context.Context, pods []pod, n int, clusterKey string) (string, string, error) {
+func fleetAgreed(ctx context.Context, pods []pod, n int) (string, string, error) {
 	if len(pods) != n {
 		return "", "", fmt.Errorf("-urls names %d pods, -members %d", len(pods), n)
 	}
 	leader := ""
 	for _, p := range pods {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		f, err := p.c.fleet(rctx, clusterKey)
+		f, err := p.c.fleet(rctx)
 		cancel()
 		switch {
 		case errors.Is(err, errNoFleet):
@@ -207,15 +187,13 @@ func fleetAgreed(ctx context.Context, pods []pod, n int, clusterKey string) (str
 			return "", p.name + ": " + err.Error(), nil
 		case f.Leader == "":
 			return "", p.name + ": no leader", nil
-		case !f.HasState:
-			return "", p.name + ": not in the fleet yet (no Raft state)", nil
-		case f.Members != nil && len(f.Members) != n:
+		case len(f.Members) != n:
 			names := []string{}
 			for _, m := range f.Members {
 				names = append(names, m.Name)
 			}
 			return "", fmt.Sprintf("%s: %d members %v, want %d", p.name, len(f.Members), names, n), nil
-		case f.Members != nil && !allVoting(f.Members):
+		case !allVoting(f.Members):
 			return "", fmt.Sprintf("%s: not every member votes and answers: %+v", p.name, f.Members), nil
 		case leader != "" && f.Leader != leader:
 			return "", fmt.Sprintf("%s names leader %s, another pod %s", p.name, f.Leader, leader), nil
@@ -603,7 +581,7 @@ func (c *client) sseTurn(ctx context.Context, id, content string) (int, turnRepl
 // `after`, then reports: every failed write, when another leader was named,
 // and the longest time without a successful write, which must be at most
 // within; and a write must have succeeded under the new leader.
-func writes(ctx context.Context, svc *client, pods []pod, docFile, marker, oldLeader, clusterKey string, after, within time.Duration, stdout io.Writer) error {
+func writes(ctx context.Context, svc *client, pods []pod, docFile, marker, oldLeader string, after, within time.Duration, stdout io.Writer) error {
 	base := map[string]any{}
 	if docFile != "" {
 		b, err := os.ReadFile(docFile)
@@ -638,7 +616,7 @@ func writes(ctx context.Context, svc *client, pods []pod, docFile, marker, oldLe
 					continue
 				}
 				rctx, cancel := context.WithTimeout(ctx, time.Second)
-				f, err := p.c.fleet(rctx, clusterKey)
+				f, err := p.c.fleet(rctx)
 				cancel()
 				if err == nil && f.Leader != "" && f.Leader != oldLeader {
 					mu.Lock()

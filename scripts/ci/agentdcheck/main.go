@@ -15,9 +15,9 @@
 // The fleet (scripts/ci-k8s.sh): -url is the Service, -urls names each pod's own
 // address as name=http://host:port,...; admin commands take an admin key.
 //
-//	agentdcheck fleet      -urls PODS -key ADMIN -members N [-cluster-key K]
-//	                       wait until every pod names the same leader and N members; print the leader
-//	                       (GET /v1/admin/fleet; where it is missing, GET /cluster/v1/whoami with K)
+//	agentdcheck fleet      -urls PODS -key ADMIN -members N
+//	                       wait until every pod names the same leader and N voting members that
+//	                       answer (GET /v1/admin/fleet); print the leader
 //	agentdcheck apply      -url URL -key ADMIN -file F -reason R    PUT /v1/admin/canary with If-Match
 //	agentdcheck halt       -url SVC -urls PODS -key ADMIN -dimension D -variant V -within 2s
 //	                       halt through the Service; measure until each pod serves it halted
@@ -93,7 +93,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	oldLeader := fs.String("old-leader", "", "writes: the leader that goes")
 	after := fs.Duration("after", 25*time.Second, "writes: how long to go on after the marker")
 	wantDone := fs.Bool("want-done", false, "hang: fail if the stream ends without a done event (a direct connection to agentd, no tunnel)")
-	clusterKey := fs.String("cluster-key", "", "fleet, writes: the cluster key, to ask GET /cluster/v1/whoami where GET /v1/admin/fleet is missing")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -133,7 +132,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "fleet":
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		return waitFleet(ctx, pods, *members, *clusterKey, stdout)
+		return waitFleet(ctx, pods, *members, stdout)
 	case "apply":
 		if *file == "" {
 			return errors.New("apply needs -file")
@@ -156,7 +155,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if *marker == "" || *oldLeader == "" || *within <= 0 {
 			return errors.New("writes needs -marker, -old-leader and -within")
 		}
-		return writes(ctx, c, pods, *file, *marker, *oldLeader, *clusterKey, *after, *within, stdout)
+		return writes(ctx, c, pods, *file, *marker, *oldLeader, *after, *within, stdout)
 	case "versions":
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
