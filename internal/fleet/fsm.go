@@ -159,20 +159,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	n.mu.Lock()
 	h := n.h
 	n.mu.Unlock()
-	h.BeginRestore()
-	for {
-		var v rollback.Version
-		err := dec.Decode(&v)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read the snapshot's versions: %w", err)
-		}
-		if err := h.ApplyCommitted(ctx, v); err != nil {
-			return fmt.Errorf("restore version %d: %w", v.N, err)
-		}
-	}
+	// The directory first: once the versions are applied (what callers
+	// wait on), the moved sessions are known too.
 	dir := map[session.ID]dirEntry{}
 	byNode := map[snapshotEntry][]string{}
 	for id, e := range hdr.Directory {
@@ -188,6 +176,20 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, e := range slices.SortedFunc(maps.Keys(byNode), func(a, b snapshotEntry) int { return cmp.Compare(a.Index, b.Index) }) {
 		if err := n.cfg.Directory.Move(ctx, byNode[e], e.To, e.Index); err != nil {
 			return fmt.Errorf("restore the directory: %w", err)
+		}
+	}
+	h.BeginRestore()
+	for {
+		var v rollback.Version
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read the snapshot's versions: %w", err)
+		}
+		if err := h.ApplyCommitted(ctx, v); err != nil {
+			return fmt.Errorf("restore version %d: %w", v.N, err)
 		}
 	}
 	n.log.Info("restored the fleet's state from a snapshot", zap.Int("versions", hdr.Versions), zap.Int("moved_sessions", len(dir)))
