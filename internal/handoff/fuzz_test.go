@@ -32,8 +32,15 @@ func FuzzUnpack(f *testing.F) {
 	add(tar.Header{Name: "workspace/../x", Typeflag: tar.TypeReg})
 	add(tar.Header{Name: "/abs", Typeflag: tar.TypeReg})
 	add(tar.Header{Name: "workspace/h", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"})
+	base := f.TempDir()
 	f.Fuzz(func(t *testing.T, archive []byte) {
-		parent := t.TempDir()
+		// A directory per input under one base (t.TempDir per input would
+		// cost more than the unpacking).
+		parent, err := os.MkdirTemp(base, "in")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(parent)
 		staged := filepath.Join(parent, "staged")
 		if err := os.Mkdir(staged, 0o700); err != nil {
 			t.Fatal(err)
