@@ -26,6 +26,7 @@ import (
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/internal/secrets"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
 )
@@ -257,5 +258,5 @@ func newLogger(level string, w io.Writer) *zap.Logger {
 	enc.TimeKey = "ts"
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
-	return zap.New(core)
+	return zap.New(secrets.Core(core)) // no credential-shaped string reaches a log line
 }
