@@ -109,7 +109,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 			Sessions: pool.Live, Canary: func() (int, []metrics.Variant) { return canaryVariants(ctl) }, MCPChildren: ctl.MCPChildren,
 			Refused: func() map[string]bool {
 				refused, out := ctl.Refused(), map[string]bool{}
-				for _, part := range control.Parts() {
+				for _, part := range ctl.Parts() {
 					out[part] = refused[part] != ""
 				}
 				return out

@@ -3,6 +3,7 @@ package acp
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -439,7 +440,11 @@ func errBusy(sid session.ID) *Error {
 // mapError turns a pool error into a JSON-RPC error; the one place where
 // that happens. Internal failures are logged, not shown.
 func (c *conn) mapError(err error, sid session.ID) *Error {
+	var be *session.BudgetError
 	switch {
+	case errors.As(err, &be):
+		return &Error{Code: CodeBudgetExceeded, Message: be.Error(), Data: map[string]any{
+			"code": "budget_exceeded", "retryAfter": max(1, int64(math.Ceil(time.Until(be.Reset).Seconds()))), "resetsAt": be.Reset.UTC().Format(time.RFC3339)}}
 	case errors.Is(err, session.ErrNotFound):
 		return errSessionNotFound(string(sid))
 	case errors.Is(err, session.ErrBusy):

@@ -42,6 +42,10 @@ const (
 	// reached (data: {"code": "owner_unavailable", "node", "sessionId"});
 	// the session is not lost: retry in a few seconds. 503 in the HTTP API.
 	CodeOwnerUnavailable = -32053
+	// CodeBudgetExceeded: the daily token budget of the caller's tenant or
+	// user is spent (data: {"code": "budget_exceeded", "retryAfter":
+	// seconds, "resetsAt"}). 429 in the HTTP API.
+	CodeBudgetExceeded = -32029
 )
 
 // Error is a JSON-RPC error object: the SDK's.

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,35 @@ type Turn struct {
 	// asked, until ctx is done. emit sends events to the turn's client. Nil
 	// denies every call (AllowAll lets everything run).
 	Authorize func(ctx context.Context, c Call, spec ToolSpec, emit func(Event)) Verdict
+	// Admit, if set, is asked before every LLM call. An error stops the turn
+	// there, before the call: status error, and as incomplete reason the
+	// error's Stop.Reason if it is a *Stop ("refused" otherwise), with a
+	// valid history (a token budget spent, say).
+	Admit func() error
+	// Called, if set, sees every LLM call as it ends (after its retries),
+	// on the turn's goroutine: the metrics and the token meter read it.
+	Called func(LLMCall)
+}
+
+// Stop is an error of Turn.Admit that names the incomplete reason of the
+// turn it stops.
+type Stop struct {
+	Reason  string // the outcome's incomplete_reason, e.g. IncompleteBudgetExceeded
+	Message string // for the history, the outcome's error and the logs
+}
+
+func (s *Stop) Error() string { return s.Message }
+
+// LLMCall is one LLM call as Turn.Called sees it.
+type LLMCall struct {
+	Model    string
+	Duration time.Duration // from the request to the last byte, retries included
+	Usage    Usage         // what the provider reported (zero on an error)
+	// ErrorType is "" for a call that succeeded; otherwise the HTTP status
+	// ("500", "429"), "cancelled", "timeout" or "_OTHER" (OpenTelemetry's
+	// error.type: a closed, low-cardinality set).
+	ErrorType string
+	Status    int // the HTTP status of a failed call, 0 if none
 }
 
 // Verdict is Authorize's answer for one call.
@@ -227,6 +257,11 @@ func (r *run) loop() Result {
 			return r.capped()
 		}
 		iteration++
+		if r.t.Admit != nil {
+			if err := r.t.Admit(); err != nil {
+				return r.stopped(err)
+			}
+		}
 		r.emit(TurnStart{})
 		resp, system, err := r.callModel()
 		if reason, ok := CancelReason(r.ctx); ok {
@@ -317,6 +352,7 @@ func (r *run) callModel() (Response, string, error) {
 			done.ErrorMessage = truncateRunes(err.Error(), 500)
 		}
 		r.emit(done)
+		r.called(time.Since(began), Usage{}, me, err)
 		return resp, system, err
 	}
 	r.stats.Usage = r.stats.Usage.Add(resp.Usage)
@@ -326,6 +362,7 @@ func (r *run) callModel() (Response, string, error) {
 	done.Attempts, done.FirstTokenMS, done.FinishReason = resp.Attempts, resp.FirstTokenMS, resp.FinishReason
 	done.PromptTokens, done.CompletionTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
 	r.emit(done)
+	r.called(time.Since(began), resp.Usage, nil, nil)
 	return resp, system, nil
 }
 
@@ -397,6 +434,43 @@ func (r *run) llmError(err error) Result {
 	r.outcome.Status = StatusOK
 	r.outcome.IncompleteReason = IncompleteLLMError
 	r.outcome.Error = msg
+	return r.result(text)
+}
+
+// called reports an LLM call to Turn.Called.
+func (r *run) called(d time.Duration, u Usage, me *ModelError, err error) {
+	if r.t.Called == nil {
+		return
+	}
+	c := LLMCall{Model: r.t.Model, Duration: d, Usage: u}
+	switch {
+	case err == nil:
+	case me != nil && me.StatusCode > 0:
+		c.Status, c.ErrorType = me.StatusCode, strconv.Itoa(me.StatusCode)
+	case errors.Is(err, context.DeadlineExceeded):
+		c.ErrorType = "timeout"
+	default:
+		if _, cancelled := CancelReason(r.ctx); cancelled {
+			c.ErrorType = "cancelled"
+		} else {
+			c.ErrorType = "_OTHER"
+		}
+	}
+	r.t.Called(c)
+}
+
+// stopped ends a turn that Turn.Admit refused before an LLM call.
+func (r *run) stopped(err error) Result {
+	reason := "refused"
+	var st *Stop
+	if errors.As(err, &st) && st.Reason != "" {
+		reason = st.Reason
+	}
+	msg := err.Error()
+	r.emit(ErrorEvent{Message: "turn stopped: " + reason, Detail: msg})
+	text := "[Stopped: " + msg + "]"
+	r.msgs = append(Backfill(r.msgs), Message{Role: RoleAssistant, Content: text})
+	r.outcome = Outcome{Status: StatusError, IncompleteReason: reason, Error: msg, ToolCount: r.outcome.ToolCount}
 	return r.result(text)
 }
 

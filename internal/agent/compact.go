@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -154,6 +155,7 @@ func (r *run) summarize(system string, before int, forced bool) bool {
 		{Role: RoleSystem, Content: SummaryPrompt},
 		{Role: RoleUser, Content: "Summarise this conversation:\n\n" + transcript},
 	}}
+	began := time.Now()
 	resp, err := r.a.model.Stream(r.ctx, req, func(Delta) {})
 	r.stats.LLMCalls++
 	if err != nil {
@@ -161,10 +163,12 @@ func (r *run) summarize(system string, before int, forced bool) bool {
 		if errors.As(err, &me) && me.StatusCode >= 500 {
 			r.stats.LLM5xx++
 		}
+		r.called(time.Since(began), Usage{}, me, err)
 		r.a.log.Warn("context summary failed; clearing old tool results instead", zap.Bool("forced", forced), zap.Error(err))
 		return false
 	}
 	r.stats.Usage = r.stats.Usage.Add(resp.Usage)
+	r.called(time.Since(began), resp.Usage, nil, nil)
 	summary := strings.TrimSpace(resp.Message.Content)
 	if summary == "" {
 		r.a.log.Warn("the model returned an empty context summary; clearing old tool results instead", zap.Bool("forced", forced))

@@ -25,6 +25,9 @@ const (
 	// IncompleteInterrupted: agentd stopped (a crash, kill -9) while the
 	// turn ran; the turn is recorded when its session is next loaded.
 	IncompleteInterrupted = "interrupted"
+	// IncompleteBudgetExceeded, agentd's own, set with status error: a
+	// token budget was spent before an LLM call (Turn.Admit).
+	IncompleteBudgetExceeded = "budget_exceeded"
 )
 
 // Outcome is the structured result of a turn, returned by the API and kept

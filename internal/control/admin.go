@@ -50,6 +50,7 @@ func (p *Plane) Refused() map[string]string {
 	if why := p.mcp.refusal(); why != "" {
 		out[PartMCP] = why
 	}
+	p.refusedFiles(out)
 	return out
 }
 

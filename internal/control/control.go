@@ -100,6 +100,9 @@ type Plane struct {
 	mcp     *mcpHub
 	hidden  []string // what no command may read: the data directory, the keys file, the configuration tree
 
+	filesMu sync.Mutex
+	files   []watched // AddFile's
+
 	watchOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{} // closed when the watcher has stopped (at once if none started)
@@ -247,6 +250,7 @@ func (p *Plane) Refresh(ctx context.Context, why string, force bool) {
 	}
 	_, _, _ = p.history.Reload(ctx, why) // logged by the history
 	p.mcp.reload()
+	p.reloadFiles()
 }
 
 // CloseMCP ends every MCP server and waits until each child is reaped

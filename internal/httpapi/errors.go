@@ -3,7 +3,9 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -36,6 +38,7 @@ const (
 	CodeOwnerUnavailable     = "owner_unavailable"      // 503 the replica that owns the session did not answer, or is handing it to another; Retry-After
 	CodeMemberRunning        = "member_running"         // 409 a fleet member to remove still answers (or is the replica asked): scale it down first
 	CodeNoQuorum             = "no_quorum"              // 503 the fleet has no leader: configuration writes wait; Retry-After
+	CodeBudgetExceeded       = "budget_exceeded"        // 429 the tenant's or user's daily token budget is spent; Retry-After: the day's end
 )
 
 // apiError is an error with its HTTP status and code.
@@ -55,6 +58,7 @@ func classify(err error) (int, string, string) {
 	var ae *apiError
 	var mbe *http.MaxBytesError
 	var oe *ownerError
+	var be *session.BudgetError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.code, ae.msg
@@ -62,6 +66,8 @@ func classify(err error) (int, string, string) {
 		return http.StatusServiceUnavailable, CodeOwnerUnavailable, oe.message()
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body is over the limit of " + itoa(mbe.Limit) + " bytes"
+	case errors.As(err, &be):
+		return http.StatusTooManyRequests, CodeBudgetExceeded, be.Error()
 	case errors.Is(err, session.ErrNotFound):
 		return http.StatusNotFound, CodeNotFound, "no such session"
 	case errors.Is(err, session.ErrBusy):
@@ -103,7 +109,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentd"`)
 	}
+	var be *session.BudgetError
 	switch {
+	case errors.As(err, &be): // whole seconds to the budget's day end, at least 1
+		w.Header().Set("Retry-After", itoa(max(1, int64(math.Ceil(time.Until(be.Reset).Seconds())))))
 	case code == CodeShuttingDown:
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Connection", "close")

@@ -98,7 +98,7 @@ func timedOutText(tool string, d time.Duration) string {
 // authorize is the agent's Authorize for one session: the rules decide;
 // "ask" waits for the client's decision (or the session's always-answer
 // for that tool) until the approval timeout, then rejects.
-func (p *Pool) authorize(e *entry, s *Session) func(ctx context.Context, c agent.Call, spec agent.ToolSpec, emit func(agent.Event)) agent.Verdict {
+func (p *Pool) authorize(e *entry, s *Session, unattended bool) func(ctx context.Context, c agent.Call, spec agent.ToolSpec, emit func(agent.Event)) agent.Verdict {
 	return func(ctx context.Context, c agent.Call, spec agent.ToolSpec, emit func(agent.Event)) agent.Verdict {
 		// Without an authorizer nothing runs: the safe answer.
 		permit := Permit{Action: ActionDeny, Why: "no permission rules are configured"}
@@ -109,6 +109,9 @@ func (p *Pool) authorize(e *entry, s *Session) func(ctx context.Context, c agent
 		case ActionAllow:
 			return agent.Verdict{Allow: true}
 		case ActionAsk:
+			if unattended { // nobody is there to answer: the safe answer at once
+				return agent.Verdict{Result: rejectedText(c.Name)}
+			}
 			return p.ask(ctx, e, s, c, permit, emit)
 		default: // deny, and anything unknown: the safe answer
 			return agent.Verdict{Result: deniedText(c.Name), Denied: true}

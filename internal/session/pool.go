@@ -79,6 +79,8 @@ type Hooks struct {
 	Authorizer Authorizer
 	// Observer sees finished turns and answered asks. May be nil.
 	Observer Observer
+	// Meter counts LLM calls and may refuse turns (budgets). May be nil.
+	Meter Meter
 }
 
 // Assigner decides what a session runs with.
@@ -155,6 +157,9 @@ type TurnInput struct {
 	Content       string
 	MaxIterations int               // 0: the agent's default
 	Emit          func(agent.Event) // streamed events; may be nil
+	// Unattended turns have no person to answer an ask: a call the rules
+	// ask about is rejected at once (the canary probe, the red-team check).
+	Unattended bool
 }
 
 // TurnResult is what a finished turn returns to the client.
@@ -260,15 +265,25 @@ func (p *Pool) Dir(tenant string, id ID) string { return filepath.Join(p.cfg.Dir
 // Create starts a session for tenant's end user. model, if set, overrides
 // the assigned model.
 func (p *Pool) Create(ctx context.Context, tenant, user, model string) (*Session, error) {
-	if !tenantPattern.MatchString(tenant) {
+	return p.create(ctx, tenant, user, model, nil)
+}
+
+// create is Create, with the assignment pinned if pin is set.
+func (p *Pool) create(ctx context.Context, tenant, user, model string, pin *Assignment) (*Session, error) {
+	if !tenantPattern.MatchString(tenant) && (pin == nil || tenant != ProbeTenant) {
 		return nil, fmt.Errorf("%w: tenant %q", ErrInvalid, tenant)
 	}
 	if p.isClosing() {
 		return nil, ErrShuttingDown
 	}
-	a, err := p.hooks.Assigner.Assign(tenant, user)
-	if err != nil {
-		return nil, fmt.Errorf("assign: %w", err)
+	var a Assignment
+	if pin != nil {
+		a = *pin
+	} else {
+		var err error
+		if a, err = p.hooks.Assigner.Assign(tenant, user); err != nil {
+			return nil, fmt.Errorf("assign: %w", err)
+		}
 	}
 	now := p.cfg.Now().UTC()
 	s := &Session{
@@ -455,6 +470,12 @@ func (p *Pool) Turn(ctx context.Context, tenant string, id ID, in TurnInput) (Tu
 		return TurnResult{}, err
 	}
 	defer p.unclaim(e)
+	e.mu.Lock()
+	sum := e.sess.Summary()
+	e.mu.Unlock()
+	if err := p.admit(sum); err != nil { // over budget: no turn at all
+		return TurnResult{}, err
+	}
 	return p.runTurn(tctx, e, in)
 }
 
@@ -488,6 +509,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	from := Mark{Messages: len(s.Messages), Turns: len(s.Turns)}
 	inflight := rec
 	s.InFlight = &inflight
+	snapBefore := s.Summary() // what the meter sees: the assignment after Rebind
 	if s.Title == "" {
 		s.Title = title(in.Content)
 	}
@@ -526,7 +548,8 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	// goroutine, so from needs no lock).
 	turn.HistoryRewritten = func() { from.Messages = 0 }
 	turn.Spill = func(callID, content string) (string, error) { return spill(dir, callID, content) }
-	turn.Authorize = p.authorize(e, s)
+	turn.Authorize = p.authorize(e, s, in.Unattended)
+	p.meterTurn(&turn, snapBefore)
 
 	res := p.agent.Run(ctx, turn)
 
@@ -558,7 +581,7 @@ func (p *Pool) runTurn(ctx context.Context, e *entry, in TurnInput) (TurnResult,
 	default:
 		log.Info("turn", fields...)
 	}
-	if p.hooks.Observer != nil {
+	if p.hooks.Observer != nil && observed(snap.Tenant) {
 		p.hooks.Observer.Observe(snap.Summary(), rec)
 	}
 	return TurnResult{Turn: rec.N, Reply: res.Reply, Outcome: res.Outcome, Stats: res.Stats, Model: rec.Model}, nil
