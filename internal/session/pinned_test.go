@@ -56,7 +56,9 @@ func TestProbeSessionsAreNotObserved(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	m := agenttest.NewModel()
-	m.Default = func(agent.Request) agenttest.Step { return agenttest.Step{Text: "ok", Usage: agent.Usage{PromptTokens: 3, CompletionTokens: 2}} }
+	m.Default = func(agent.Request) agenttest.Step {
+		return agenttest.Step{Text: "ok", Usage: agent.Usage{PromptTokens: 3, CompletionTokens: 2}}
+	}
 	var mu sync.Mutex
 	observed := map[string]int{}
 	hooks := (&sessiontest.Hooks{ObserveFn: func(s session.Summary, _ session.TurnRecord) {
