@@ -82,8 +82,8 @@ func TestRedteamGate(t *testing.T) {
 		!strings.Contains(rep.Cohort, "rules=loose") {
 		t.Errorf("--json: exit %d, %v, %+v; want 1 and six results, case 5 NOT RESISTED, on rules=loose", code, err, rep)
 	}
-	if _, code = check("--variant", "rules=nope"); code != 1 {
-		t.Errorf("a variant that does not exist: exit %d; want 1", code)
+	if _, code = check("--variant", "rules=nope"); code != 2 {
+		t.Errorf("a variant that does not exist: exit %d; want 2", code)
 	}
 	if _, code = check("--variant", "colour=red"); code != 2 {
 		t.Errorf("an unknown dimension: exit %d; want 2", code)

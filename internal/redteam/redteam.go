@@ -185,7 +185,7 @@ func open(ctx context.Context, cfg Config) (_ *harness, err error) {
 		return nil, err
 	}
 	if h.assign, err = pin(h.ctl, cfg.Model, cfg.Variants); err != nil {
-		return nil, err
+		return nil, &control.ConfigError{Err: err} // the cohort asked for is not in the tree: the operator's to fix (exit 2)
 	}
 	h.auth = &recorder{inner: h.ctl, permits: map[string]permit{}}
 	h.pool, err = session.NewPool(h.db.Sessions(),
