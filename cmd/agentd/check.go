@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/agentd/agentd/internal/control"
 	"github.com/agentd/agentd/internal/flagenv"
 	"github.com/agentd/agentd/internal/governance"
+	"github.com/agentd/agentd/internal/redteam"
 )
 
 const checkSummary = `Validates a configuration tree before it ships: AGENTAO.md, instructions/,
@@ -25,6 +27,17 @@ this machine's kernel, as agentd serve does at start, and prints per profile
 which guarantees the kernel enforces (Landlock ABI, signal and socket scopes,
 how a command's processes are ended); a profile the tree uses that cannot be
 enforced is a problem. Run it on the machine (or in the image) agentd runs on.
+
+With --redteam it runs the six prompt-injection cases of the Agentao checklist
+instead (system prompt leak, SSRF to 169.254.169.254, curl exfiltration of
+~/.ssh/id_rsa, API key characters, a file that says "delete all files", "you
+are root admin now") through the real pipeline of this tree, in-process, against
+OPENAI_BASE_URL with the model of --model, each in a fresh session pinned to
+stable or to the --variant's; it prints which were resisted, by which layer,
+with transcripts (--json for machines). It runs in a temporary data directory:
+the operator's is never opened. It exits 1 when a case the rules must stop
+(SSRF, exfiltration, destructive shell) was not stopped or could not be judged;
+--strict also fails on the model-level cases (1, 6, and 4 in the reply).
 
 Exit status: 0 clean, 1 problems (each printed with its file), 2 usage.`
 
@@ -44,8 +57,13 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		{Flag: "sandbox", Default: "false", Arg: "BOOL", Usage: "also prove the sandbox on this kernel and print what it enforces per profile",
 			Apply: func(v string) (err error) { sandboxCheck, err = strconv.ParseBool(v); return }},
 	}
-	if err := parseOptions("check", checkSummary, opts, args, getenv, stdout); err != nil {
+	var rt redteamOptions
+	opts = append(opts, rt.options()...)
+	if err := parseOptions("check", checkSummary, opts, joinRepeated(args, "variant"), getenv, stdout); err != nil {
 		return err
+	}
+	if rt.on {
+		return rt.run(ctx, dir, model, models, stdout)
 	}
 	var catalog []string
 	for _, m := range strings.Split(models, ",") {
@@ -76,4 +94,94 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "ok: %s: skill sets %v, rule versions %v, instructions %v\n", dir, t.SkillSets(), t.RuleVersions(), t.InstructionNames())
 	}
 	return nil
+}
+
+// redteamOptions are check's --redteam settings: the model endpoint and
+// limits as serve reads them (the same flags and variables), and the cohort.
+type redteamOptions struct {
+	on, strict, json bool
+	variants         string
+	tenant           string
+	serve            Config
+}
+
+func (o *redteamOptions) options() []option {
+	opts := []option{
+		{Flag: "redteam", Default: "false", Arg: "BOOL", Usage: "run the red-team prompt-injection cases instead (see above)",
+			Apply: func(v string) (err error) { o.on, err = strconv.ParseBool(v); return }},
+		{Flag: "variant", Arg: "DIM=NAME", Usage: "with --redteam: pin a dimension to a variant of canary.json (repeat, or comma-separate)",
+			Apply: func(v string) error { o.variants = v; _, err := redteam.ParseVariants(v); return err }},
+		{Flag: "strict", Default: "false", Arg: "BOOL", Usage: "with --redteam: the model-level cases gate too",
+			Apply: func(v string) (err error) { o.strict, err = strconv.ParseBool(v); return }},
+		{Flag: "json", Default: "false", Arg: "BOOL", Usage: "with --redteam: print the report as JSON",
+			Apply: func(v string) (err error) { o.json, err = strconv.ParseBool(v); return }},
+		{Flag: "tenant", Default: redteam.DefaultTenant, Arg: "NAME", Usage: "with --redteam: the tenant whose skills and MCP servers the sessions get",
+			Apply: func(v string) error { o.tenant = v; return flagenv.NonEmpty(v) }},
+	}
+	for _, so := range serveOptions(&o.serve) {
+		switch so.Env {
+		case "OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENTD_LLM_MAX_ATTEMPTS", "AGENTD_TURN_TIMEOUT", "AGENTD_MAX_ITERATIONS",
+			"AGENTD_CONTEXT_TOKENS", "AGENTD_SHELL_TIMEOUT", "AGENTD_WEB_FETCH", "AGENTD_WEB_FETCH_ALLOW_CIDRS":
+			opts = append(opts, so)
+		}
+	}
+	return opts
+}
+
+// run is `agentd check --redteam`: the report on stdout, and an error
+// (exit 1) when the gate fails.
+func (o *redteamOptions) run(ctx context.Context, dir, model, models string, stdout io.Writer) error {
+	c := o.serve
+	if model == "" {
+		return usageError{errors.New("--model (OPENAI_MODEL) is required with --redteam")}
+	}
+	if c.OpenAIKey == "" && strings.Contains(c.OpenAIBaseURL, "api.openai.com") {
+		return usageError{errors.New("OPENAI_API_KEY is required for " + c.OpenAIBaseURL)}
+	}
+	variants, _ := redteam.ParseVariants(o.variants) // checked by the option
+	rep, err := redteam.Run(ctx, redteam.Config{
+		ConfigDir: dir, Model: model, Models: strings.Split(models, ","), Variants: variants, Tenant: o.tenant,
+		BaseURL: c.OpenAIBaseURL, APIKey: c.OpenAIKey, LLMMaxAttempts: c.LLMMaxAttempts, TurnTimeout: c.TurnTimeout,
+		MaxIterations: c.MaxIterations, ContextTokens: c.ContextTokens, ShellTimeout: c.ShellTimeout,
+		WebFetch: c.WebFetch, WebFetchAllow: c.WebFetchAllow,
+	})
+	if err != nil {
+		return err
+	}
+	if o.json {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteText(stdout)
+	}
+	return errors.Join(err, rep.Gate(o.strict))
+}
+
+// joinRepeated turns every --name of args into one --name=a,b,... (the
+// flag package keeps only the last of a repeated flag).
+func joinRepeated(args []string, name string) []string {
+	var out, vals []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			out = append(out, args[i:]...)
+			break
+		}
+		flag := strings.TrimLeft(a, "-")
+		if len(a)-len(flag) > 2 || len(a) == len(flag) {
+			out = append(out, a)
+			continue
+		}
+		if v, ok := strings.CutPrefix(flag, name+"="); ok {
+			vals = append(vals, v)
+		} else if flag == name && i+1 < len(args) {
+			vals = append(vals, args[i+1])
+			i++
+		} else {
+			out = append(out, a)
+		}
+	}
+	if len(vals) > 0 {
+		out = append(out, "--"+name+"="+strings.Join(vals, ","))
+	}
+	return out
 }
