@@ -156,8 +156,9 @@ type Config struct {
 	WebhookBackoff time.Duration
 	// QueueSize bounds the events waiting for the webhook. Default 256.
 	QueueSize int
-	// DrainTimeout bounds how long Close keeps sending queued events.
-	// Default 5 s.
+	// DrainTimeout bounds how long Close keeps sending queued events (it
+	// comes after the shutdown's own drain: keep the sum under the grace
+	// period). Default 2 s.
 	DrainTimeout time.Duration
 
 	Logger *zap.Logger
@@ -170,7 +171,7 @@ const (
 	DefaultWebhookTimeout  = 10 * time.Second
 	DefaultWebhookBackoff  = time.Second
 	DefaultQueueSize       = 256
-	DefaultDrainTimeout    = 5 * time.Second
+	DefaultDrainTimeout    = 2 * time.Second
 	// maxResolved bounds the resolved alerts kept (a flapping alert
 	// resolves up to every Interval).
 	maxResolved = 1000
@@ -238,10 +239,10 @@ func New(ctx context.Context, cfg Config) (*Alerts, error) {
 		stop: make(chan struct{}),
 	}
 	if cfg.Webhook != "" {
-		u, err := url.Parse(cfg.Webhook)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, errors.New("alert webhook: want an absolute http:// or https:// URL") // not the URL: it may hold a token
+		if err := CheckWebhook(cfg.Webhook); err != nil {
+			return nil, err
 		}
+		u, _ := url.Parse(cfg.Webhook)
 		a.hook = newWebhook(cfg, u.Host, a.log)
 	}
 	if err := a.load(ctx); err != nil {
@@ -251,6 +252,16 @@ func New(ctx context.Context, cfg Config) (*Alerts, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// CheckWebhook says whether raw can be Config.Webhook: an absolute http or
+// https URL. The error does not repeat the URL (it may hold a token).
+func CheckWebhook(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("alert webhook: want an absolute http:// or https:// URL")
+	}
+	return nil
 }
 
 // load reads the stored state. A record that does not decode is dropped

@@ -334,3 +334,39 @@ func count(cs []alerts.Count, name string) int {
 	}
 	return -1
 }
+
+// TestRunAndClose: Run evaluates at once and then every Interval; Close
+// stops it and waits for it; Run after Close returns at once; Close twice
+// is fine.
+func TestRunAndClose(t *testing.T) {
+	start := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, time.UTC, start, func(c *alerts.Config) { c.Interval = 5 * time.Millisecond })
+	ran := make(chan struct{})
+	go func() { e.al.Run(t.Context()); close(ran) }()
+	e.src.call(start, "acme", "s1", 60000)
+	waitFor(t, "an evaluation of Run to fire", func() bool { return len(e.firing(alerts.SessionTokensHigh)) == 1 })
+	e.clock.add(2 * time.Hour)
+	waitFor(t, "an evaluation of Run to resolve", func() bool { return len(e.firing(alerts.SessionTokensHigh)) == 0 })
+	al := e.al
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-ran // Close waited for Run; this does not block
+	al.Run(t.Context())
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSummaries(t *testing.T) {
+	start := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, time.UTC, start, func(c *alerts.Config) {
+		c.Rules = func() alerts.Rules { r := alerts.DefaultRules(); r.Window = 90 * time.Minute; return r }
+	})
+	e.src.add(start, usage.Counts{ToolCalls: 40, ToolFailures: 10}, usage.Tenant("acme"))
+	e.eval()
+	a := e.firing(alerts.ToolFailureRateHigh)[alerts.Scope{Tenant: "acme"}]
+	if want := "tenant acme: 10 of 40 tool calls failed in the last 1h30m (25.0 %; threshold 10 %)"; a.Summary != want {
+		t.Errorf("summary %q; want %q", a.Summary, want)
+	}
+}

@@ -3,6 +3,7 @@ package alerts
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/agentd/agentd/internal/session"
@@ -75,14 +76,14 @@ func (a *Alerts) conditions(now time.Time, r Rules) map[string]Alert {
 				if rate := float64(c.ToolFailures) / float64(c.ToolCalls); rate > r.ToolFailureRate {
 					add(ToolFailureRateHigh, s, rate, r.ToolFailureRate, fmt.Sprintf(
 						"%s: %d of %d tool calls failed in the last %s (%.1f %%; threshold %g %%)",
-						s, c.ToolFailures, c.ToolCalls, r.Window, 100*rate, 100*r.ToolFailureRate))
+						s, c.ToolFailures, c.ToolCalls, short(r.Window), 100*rate, 100*r.ToolFailureRate))
 				}
 			}
 			if r.LLM5xxRate > 0 && c.LLMCalls >= minCalls {
 				if rate := float64(c.LLM5xx) / float64(c.LLMCalls); rate > r.LLM5xxRate {
 					add(LLM5xxRateHigh, s, rate, r.LLM5xxRate, fmt.Sprintf(
 						"%s: %d of %d LLM calls answered 5xx in the last %s (%.1f %%; threshold %g %%)",
-						s, c.LLM5xx, c.LLMCalls, r.Window, 100*rate, 100*r.LLM5xxRate))
+						s, c.LLM5xx, c.LLMCalls, short(r.Window), 100*rate, 100*r.LLM5xxRate))
 				}
 			}
 		}
@@ -118,6 +119,18 @@ func scopeOf(sc usage.Scope) Scope {
 		return Scope{Variant: sc.Name()}
 	}
 	return Scope{}
+}
+
+// short writes d as people do: "15m", "1h30m".
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // round keeps 4 decimals: values are for people and webhooks.
