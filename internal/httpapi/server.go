@@ -63,6 +63,8 @@ type Config struct {
 	Cluster http.Handler
 	// FleetStatus, if set, answers GET /v1/admin/fleet (fleet.Node.Status).
 	FleetStatus func(ctx context.Context) any
+	// Alerts, if set, serves GET /v1/admin/alerts (alerts.Alerts).
+	Alerts AlertList
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
