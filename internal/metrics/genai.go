@@ -101,3 +101,28 @@ func (m *Metrics) SessionCall(sum session.Summary, c agent.LLMCall) {
 	m.genAI.tokens.WithLabelValues(labels("input")...).Observe(float64(c.Usage.PromptTokens))
 	m.genAI.tokens.WithLabelValues(labels("output")...).Observe(float64(c.Usage.CompletionTokens))
 }
+
+// Meter returns a session.Meter that reports every LLM call to SessionCall
+// and otherwise is next (the token meter: budgets, usage); next may be nil
+// (admits everything). The pool reports LLM calls only to its Meter, so
+// this is how the GenAI series get them: Hooks.Meter = met.Meter(usage).
+func (m *Metrics) Meter(next session.Meter) session.Meter { return callMeter{m, next} }
+
+type callMeter struct {
+	m    *Metrics
+	next session.Meter
+}
+
+func (c callMeter) Admit(s session.Summary) error {
+	if c.next == nil {
+		return nil
+	}
+	return c.next.Admit(s)
+}
+
+func (c callMeter) Called(s session.Summary, call agent.LLMCall) {
+	c.m.SessionCall(s, call)
+	if c.next != nil {
+		c.next.Called(s, call)
+	}
+}

@@ -224,3 +224,36 @@ func (clockTool) Spec() agent.ToolSpec {
 }
 
 func (clockTool) Run(context.Context, agent.Call) (string, error) { return "noon", nil }
+
+// TestMeter: the pool's Meter hook feeds SessionCall and passes Admit and
+// Called on to the token meter.
+func TestMeter(t *testing.T) {
+	m := metrics.New()
+	h := m.Handler(metrics.Sources{})
+	next := &fakeMeter{refuse: session.ErrOverBudget}
+	meter := m.Meter(next)
+	sum := session.Summary{Tenant: "acme", Model: "gpt-5"}
+	if err := meter.Admit(sum); err != session.ErrOverBudget {
+		t.Errorf("Admit = %v; want the next meter's refusal", err)
+	}
+	meter.Called(sum, agent.LLMCall{Model: "gpt-5", Duration: time.Second, Usage: agent.Usage{PromptTokens: 10, CompletionTokens: 2}})
+	if next.called != 1 {
+		t.Errorf("the next meter saw %d calls; want 1", next.called)
+	}
+	s := samples(t, scrape(t, h))
+	if got := s[`gen_ai_client_operation_duration_seconds_count{error_type="",`+ff("stable")+`,gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-5"}`]; got != "1" {
+		t.Errorf("duration count = %q; want 1\n%s", got, genAISeries(s))
+	}
+	if err := m.Meter(nil).Admit(sum); err != nil {
+		t.Errorf("Admit without a next meter = %v; want nil", err)
+	}
+	m.Meter(nil).Called(sum, agent.LLMCall{Model: "gpt-5"}) // no panic
+}
+
+type fakeMeter struct {
+	refuse error
+	called int
+}
+
+func (f *fakeMeter) Admit(session.Summary) error           { return f.refuse }
+func (f *fakeMeter) Called(session.Summary, agent.LLMCall) { f.called++ }
