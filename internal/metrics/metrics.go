@@ -73,6 +73,16 @@ type Sources struct {
 	// GuardReported returns the ceiling breaches the guard reports
 	// instead of halting (stable is over the ceiling too).
 	GuardReported func() []rollback.Reported
+
+	// Alerts returns every built-in alert rule with how many of its alerts
+	// fire now (internal/alerts; 0 when none).
+	Alerts func() []AlertCount
+	// Probes returns the canary probe's last result per prompt and cohort
+	// (internal/probe).
+	Probes func() []ProbeState
+	// SessionTokensMax returns the most tokens any session active in the
+	// last hour has used (internal/usage).
+	SessionTokensMax func() int64
 }
 
 // Metrics records agentd's metrics in its own registry.
@@ -91,6 +101,8 @@ type Metrics struct {
 	confirms     *prometheus.CounterVec
 	requests     *prometheus.CounterVec
 	reqSeconds   *prometheus.HistogramVec
+	refusals     *prometheus.CounterVec
+	genAI        genAI
 }
 
 func cohortLabels(extra ...string) []string {
@@ -134,6 +146,11 @@ func New() *Metrics {
 		Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120, 600},
 	}, []string{"method", "route"})
 	reg.MustRegister(m.reqSeconds)
+	m.refusals = counter("budget_refusals_total", "LLM calls and turns refused because a daily token budget is spent, by the budget's scope (tenant, user).", []string{"scope"})
+	for _, scope := range budgetScopes {
+		m.refusals.WithLabelValues(scope) // at 0 from the start: a rate over it is 0, not missing
+	}
+	m.genAI = newGenAI(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -182,6 +199,19 @@ func (m *Metrics) Turn(t Turn) {
 	}
 }
 
+// budgetScopes are the label values of agentd_budget_refusals_total.
+var budgetScopes = []string{"tenant", "user"}
+
+// BudgetRefused counts a refusal by a spent daily token budget of kind
+// "tenant" or "user" (usage.Config.OnRefuse). Any other kind counts as
+// "other", so that a caller's mistake cannot grow the series.
+func (m *Metrics) BudgetRefused(kind string) {
+	if kind != "tenant" && kind != "user" {
+		kind = "other"
+	}
+	m.refusals.WithLabelValues(kind).Inc()
+}
+
 // Confirmation records the answer to a permission ask.
 func (m *Metrics) Confirmation(model string, variants canary.ByDimension, decision string) {
 	m.confirms.WithLabelValues(append(cohort(model, variants, 1), decision)...).Inc()
@@ -225,6 +255,7 @@ func (s *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{liveDesc, runDesc, verDesc, pctDesc, haltDesc, mcpDesc, breachDesc, refDesc} {
 		ch <- d
 	}
+	describeOperate(ch)
 }
 
 func (s *scrape) Collect(ch chan<- prometheus.Metric) {
@@ -262,6 +293,7 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	collectOperate(s.src, ch)
 	if s.src.Canary != nil {
 		version, variants := s.src.Canary()
 		ch <- prometheus.MustNewConstMetric(verDesc, prometheus.GaugeValue, float64(version))
