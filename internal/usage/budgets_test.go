@@ -92,7 +92,7 @@ func TestBudgetLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	tcs := []struct {
-		tenant, user     string
+		tenant, user   string
 		tenantB, userB int64
 	}{
 		{"acme", "alice", 10, 3},
