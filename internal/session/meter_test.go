@@ -63,8 +63,10 @@ func meteredPool(t *testing.T, m session.Meter, steps ...agenttest.Step) (*sessi
 	model := agenttest.NewModel(steps...)
 	echo := agenttest.NewTool("echo", func(_ context.Context, c agent.Call) (string, error) { return "echo " + string(c.Args), nil })
 	hooks := (&sessiontest.Hooks{
-		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "stable-model"}, nil },
-		ToolsFn:  func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return []agent.Tool{echo}, nil, nil },
+		AssignFn: func(string, string) (session.Assignment, error) {
+			return session.Assignment{Model: "stable-model"}, nil
+		},
+		ToolsFn: func(*session.Session, string) ([]agent.Tool, io.Closer, error) { return []agent.Tool{echo}, nil, nil },
 	}).Pool()
 	hooks.Meter = m
 	pool, err := session.NewPool(db.Sessions(), agent.New(model, agent.Config{}), hooks,
