@@ -14,10 +14,14 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/agentd/agentd/internal/agent"
+	"github.com/agentd/agentd/internal/alerts"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/usage"
 )
+
+// The built-in alerts read the meter.
+var _ alerts.Source = (*usage.Meter)(nil)
 
 // clock is a fake clock the tests move.
 type clock struct {
