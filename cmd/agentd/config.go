@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // --usage-zone works in images without /usr/share/zoneinfo
 
 	"github.com/agentd/agentd/internal/flagenv"
 	"github.com/agentd/agentd/internal/fleet"
@@ -66,6 +67,7 @@ type Config struct {
 	WebFetch        bool
 	WebFetchAllow   []netip.Prefix
 	LogLevel        string
+	UsageZone       *time.Location // the day of budgets and daily alerts
 	// A fleet: this replica's name, the members (empty: a single
 	// replica) and the key of the channel between them.
 	Node       string
@@ -180,6 +182,16 @@ func serveOptions(c *Config) []option {
 			Apply: func(v string) error { c.Peers = strings.TrimSpace(v); return nil }},
 		{Flag: "cluster-key", Env: "AGENTD_CLUSTER_KEY", Arg: "KEY", Usage: "key of the channel between a fleet's replicas: 16+ characters, the same on every member, required with peers (prefer the variable: a flag shows in ps)",
 			Apply: func(v string) error { c.ClusterKey = v; return nil }},
+		{Flag: "usage-zone", Env: "AGENTD_USAGE_ZONE", Default: "UTC", Arg: "ZONE",
+			Usage: "IANA time zone of the usage day: daily token budgets reset and the daily-token alert counts at its midnight, e.g. Europe/Paris",
+			Apply: func(v string) error {
+				z, err := time.LoadLocation(strings.TrimSpace(v))
+				if err != nil || v == "" || v == "Local" {
+					return fmt.Errorf("want an IANA time zone name such as UTC or America/New_York, got %q", v)
+				}
+				c.UsageZone = z
+				return nil
+			}},
 		{Flag: "log-level", Env: "AGENTD_LOG_LEVEL", Default: "info", Arg: "LEVEL", Usage: "debug, info, warn or error",
 			Apply: func(v string) error {
 				switch v {

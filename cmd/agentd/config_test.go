@@ -71,6 +71,17 @@ func TestParseServe(t *testing.T) {
 			}},
 		{name: "every problem at once", env: map[string]string{"AGENTD_LLM_MAX_ATTEMPTS": "x", "AGENTD_TURN_TIMEOUT": "-1s"},
 			wantErr: []string{"AGENTD_LLM_MAX_ATTEMPTS", "AGENTD_TURN_TIMEOUT", "--model", "no API keys", "OPENAI_API_KEY is required"}},
+		{name: "usage zone", env: with("AGENTD_USAGE_ZONE", "Asia/Kolkata"), check: func(t *testing.T, c Config) {
+			if c.UsageZone == nil || c.UsageZone.String() != "Asia/Kolkata" {
+				t.Errorf("usage zone = %v; want Asia/Kolkata", c.UsageZone)
+			}
+		}},
+		{name: "usage zone default", env: base, check: func(t *testing.T, c Config) {
+			if c.UsageZone != time.UTC {
+				t.Errorf("usage zone = %v; want UTC", c.UsageZone)
+			}
+		}},
+		{name: "bad usage zone", env: with("AGENTD_USAGE_ZONE", "Mars/Olympus"), wantErr: []string{"AGENTD_USAGE_ZONE", "IANA"}},
 		{name: "bad URL", env: with("OPENAI_BASE_URL", "localhost:11434"), wantErr: []string{"OPENAI_BASE_URL", "http://"}},
 		{name: "unknown flag", args: []string{"--nope"}, env: base, wantErr: []string{"nope", "--help"}},
 		{name: "stray argument", args: []string{"extra"}, env: base, wantErr: []string{`unexpected argument "extra"`}},

@@ -29,6 +29,7 @@ import (
 	"github.com/agentd/agentd/internal/secrets"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
+	"github.com/agentd/agentd/internal/usage"
 )
 
 // app is agentd wired together: the store, the control plane, the pool,
@@ -43,6 +44,8 @@ type app struct {
 	acp  *acp.Server
 	api  *httpapi.Server
 	hup  chan os.Signal // SIGHUP, for the watcher (startApp)
+
+	meter *usage.Meter // token counters and budgets (internal/usage)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,13 +86,28 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		return nil, err
 	}
 	met := metrics.New()
+	budgets, err := control.AddFile(ctl, ".agentao/budgets.json", usage.Parse)
+	if err != nil { // a *control.ConfigError (exit 2)
+		ctl.Close()
+		a.closeNode()
+		db.Close()
+		return nil, err
+	}
+	meter, err := usage.New(usage.Config{Store: db.Usage(), Zone: cfg.UsageZone, Budgets: budgets.Get, Logger: log})
+	if err != nil {
+		ctl.Close()
+		a.closeNode()
+		db.Close()
+		return nil, err
+	}
 	pool, err := session.NewPool(db.Sessions(), agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, ContextTokens: cfg.ContextTokens, Logger: log}),
-		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Observer: turnObserver{ctl, met}},
+		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Observer: turnObserver{ctl, met, meter}, Meter: meter},
 		session.Config{
 			Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
 			TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log, Node: cfg.Node, // "" without peers
 		})
 	if err != nil {
+		meter.Close()
 		ctl.Close()
 		a.closeNode()
 		db.Close()
@@ -117,6 +135,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 			GuardReported: ctl.GuardReported,
 		}),
 		OnRequest: met.Request,
+		Usage:     meter,
 	}
 	if a.node != nil {
 		mover := handoff.New(handoff.Config{Pool: pool, Fleet: a.node, Key: cfg.ClusterKey, Logger: log})
@@ -124,7 +143,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		hcfg.Cluster, hcfg.Fleet, hcfg.Handoff, hcfg.RemoveMember = a.node.Handler(), a.node, mover, a.node.Remove
 		hcfg.FleetStatus = func(ctx context.Context) any { return a.node.Status(ctx) }
 	}
-	a.ctl, a.pool, a.acp, a.api = ctl, pool, acpSrv, httpapi.New(pool, keys, hcfg)
+	a.ctl, a.pool, a.meter, a.acp, a.api = ctl, pool, meter, acpSrv, httpapi.New(pool, keys, hcfg)
 	return a, nil
 }
 
@@ -139,13 +158,15 @@ func (a *app) closeNode() error {
 // turnObserver sends each finished turn to the guard (the control plane)
 // and to /metrics, and each answered ask to /metrics.
 type turnObserver struct {
-	ctl *control.Plane
-	met *metrics.Metrics
+	ctl   *control.Plane
+	met   *metrics.Metrics
+	meter *usage.Meter
 }
 
 func (o turnObserver) Observe(sum session.Summary, rec session.TurnRecord) {
 	o.ctl.Observe(sum, rec)
 	o.met.SessionTurn(sum, rec)
+	o.meter.Turn(sum, rec) // the turn's tool calls (its LLM calls were metered one by one)
 }
 
 func (o turnObserver) Approved(sum session.Summary, _, decision string) {
@@ -197,8 +218,8 @@ func (a *app) close() error {
 		if a.hup != nil {
 			signal.Stop(a.hup)
 		}
-		a.ctl.Close()                                         // the guard's last halts may still go through the fleet
-		a.closeErr = errors.Join(a.closeNode(), a.db.Close()) // the log's applies write to the store
+		a.ctl.Close()                                                          // the guard's last halts may still go through the fleet
+		a.closeErr = errors.Join(a.meter.Close(), a.closeNode(), a.db.Close()) // the last counts, then the log's applies write to the store
 	})
 	return a.closeErr
 }

@@ -85,7 +85,7 @@ func Open(path string, opts Options) (*DB, error) {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("schema version %q, this agentd reads %q", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions, bucketReplaced, bucketDirectory, bucketAlerts} {
+		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions, bucketReplaced, bucketDirectory, bucketAlerts, bucketUsageDays, bucketUsageSlots, bucketUsageSessions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -65,6 +65,8 @@ type Config struct {
 	FleetStatus func(ctx context.Context) any
 	// Alerts, if set, serves GET /v1/admin/alerts (alerts.Alerts).
 	Alerts AlertList
+	// Usage, if set, serves GET /v1/usage and GET /v1/admin/usage (usage.Meter).
+	Usage Usage
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
@@ -158,6 +160,7 @@ func (s *Server) routes() chi.Router {
 			s.writeError(w, r, &apiError{http.StatusNotFound, CodeNotFound, "no route " + r.Method + " " + r.URL.Path})
 		})
 		r.Route("/admin", s.adminRoutes)
+		r.Get("/usage", s.getUsage)
 		if s.cfg.ACP != nil {
 			r.With(s.refuseWhileDraining).Get("/acp", s.cfg.ACP.ServeHTTP)
 		}
