@@ -44,6 +44,7 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Get("/versions/{n}", s.getVersion)
 	r.Post("/rollback", s.postRollback)
 	r.Get("/alerts", s.listAlerts)
+	s.probeRoutes(r)
 	r.Post("/fleet/move", s.postMove)
 	r.Delete("/fleet/members/{name}", s.deleteMember)
 	r.Get("/fleet", func(w http.ResponseWriter, r *http.Request) {

@@ -65,6 +65,9 @@ type Config struct {
 	FleetStatus func(ctx context.Context) any
 	// Alerts, if set, serves GET /v1/admin/alerts (alerts.Alerts).
 	Alerts AlertList
+	// Probes, if set, serves GET /v1/admin/probes and POST
+	// /v1/admin/probes/run (internal/probe's *Prober); nil answers 503.
+	Probes Probes
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
