@@ -258,6 +258,12 @@ func (p *Prober) tick() {
 // sweep deletes probe sessions a run left behind when agentd was killed in
 // the middle of it.
 func (p *Prober) sweep() {
+	select { // not while a run (a manual one, at start) has sessions of its own
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+	case <-p.ctx.Done():
+		return
+	}
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	sums, _, err := p.o.Pool.List(ctx, session.ProbeTenant, session.ListQuery{Limit: 1000})
