@@ -259,3 +259,31 @@ func TestSIGTERMDuringAProbeRun(t *testing.T) {
 		t.Errorf("probe workspaces left: %v", entries)
 	}
 }
+
+// TestFleetOnlyTheLeaderProbes: in a fleet, the leader runs the schedule
+// and the followers say they do not.
+func TestFleetOnlyTheLeaderProbes(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	ms := startFleet(t, llm, 3, "{}", nil)
+	for _, m := range ms {
+		writeFile(t, m.dir, ".agentao/probes.json", `{"prompts": [{"name": "capital", "content": "What is the capital of France?"}]}`)
+	}
+	lead, others := leader(t, ms)
+	waitLong(t, "probes.json served everywhere", func() bool {
+		for _, m := range ms {
+			if len(m.p.probes("").Config.Prompts) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := lead.p.probes(""); !got.Leader {
+		t.Errorf("the leader %s says it does not run the schedule", lead.name)
+	}
+	for _, m := range others {
+		r := m.p.do("GET", "/v1/admin/probes", opsKey, "")
+		if r.Status != 200 || r.Body["leader"] != false || r.Body["next_run"] != nil {
+			t.Errorf("follower %s: GET /v1/admin/probes = %d %s; want leader false, no next run", m.name, r.Status, r.Raw)
+		}
+	}
+}
