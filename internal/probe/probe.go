@@ -192,8 +192,12 @@ func (p *Prober) States() []State {
 	}
 	out := make([]State, 0, len(last.Results))
 	for _, r := range last.Results {
+		dim := r.Dimension
+		if dim == "" {
+			dim = control.StableCohort // a label Prometheus shows, not an absent one
+		}
 		out = append(out, State{
-			Probe: r.Prompt, Dimension: r.Dimension, Variant: r.Variant, LastRun: last.FinishedAt,
+			Probe: r.Prompt, Dimension: dim, Variant: r.Variant, LastRun: last.FinishedAt,
 			ChangedVsPrevious: r.VsPrevious != nil && r.VsPrevious.Changed,
 			ChangedVsStable:   r.VsStable != nil && r.VsStable.Changed,
 		})

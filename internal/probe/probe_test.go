@@ -300,8 +300,8 @@ func TestRunReportsChangedOutputs(t *testing.T) {
 		if s.ChangedVsPrevious != wantChanged || s.ChangedVsStable != wantChanged || !s.LastRun.Equal(r3.FinishedAt) {
 			t.Errorf("state %+v; want changed %v at %v", s, wantChanged, r3.FinishedAt)
 		}
-		if s.Variant == "stable" && s.Dimension != "" {
-			t.Errorf("stable state %+v; want no dimension", s)
+		if s.Variant == "stable" && s.Dimension != "stable" {
+			t.Errorf("stable state %+v; want dimension stable", s)
 		}
 	}
 

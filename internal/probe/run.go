@@ -125,7 +125,7 @@ func lines(s string) []string {
 // agentd_probe_changed and agentd_probe_last_run_timestamp_seconds.
 type State struct {
 	Probe             string // the prompt's name
-	Dimension         string // "" for stable
+	Dimension         string // "stable" for stable
 	Variant           string // "stable" or the variant
 	ChangedVsPrevious bool
 	ChangedVsStable   bool
