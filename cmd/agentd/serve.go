@@ -26,6 +26,7 @@ import (
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/internal/probe"
 	"github.com/agentd/agentd/internal/secrets"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
@@ -41,6 +42,7 @@ type app struct {
 	ctl  *control.Plane
 	node *fleet.Node // nil: a single replica
 	pool *session.Pool
+	prob *probe.Prober
 	acp  *acp.Server
 	api  *httpapi.Server
 	hup  chan os.Signal // SIGHUP, for the watcher (startApp)
@@ -85,6 +87,13 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, err
 	}
+	probes, err := control.AddFile(ctl, probe.File, probe.Parse)
+	if err != nil { // a *control.ConfigError: exit 2
+		ctl.Close()
+		a.closeNode()
+		db.Close()
+		return nil, err
+	}
 	met := metrics.New()
 	budgets, err := control.AddFile(ctl, ".agentao/budgets.json", usage.Parse)
 	if err != nil { // a *control.ConfigError (exit 2)
@@ -113,6 +122,18 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, err
 	}
+	pcfg := probe.Options{Pool: pool, Store: db.Probes(), Config: probes.Get, Cohorts: ctl.ProbeCohorts, Logger: log}
+	if a.node != nil { // in a fleet only the leader probes on schedule
+		pcfg.IsLeader = a.node.IsLeader
+	}
+	prob, err := probe.New(ctx, pcfg)
+	if err != nil {
+		_ = pool.Close()
+		ctl.Close()
+		a.closeNode()
+		db.Close()
+		return nil, err
+	}
 	acfg := acp.Config{Models: ctl.Models, Version: version, Logger: log,
 		WriteTimeout: cfg.HTTP.Write, Heartbeat: cfg.WSPingInterval, PongTimeout: cfg.WSPongTimeout}
 	if a.node != nil { // never a nil *fleet.Node in the interface
@@ -136,6 +157,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		}),
 		OnRequest: met.Request,
 		Usage:     meter,
+		Probes:    prob,
 	}
 	if a.node != nil {
 		mover := handoff.New(handoff.Config{Pool: pool, Fleet: a.node, Key: cfg.ClusterKey, Logger: log})
@@ -143,7 +165,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		hcfg.Cluster, hcfg.Fleet, hcfg.Handoff, hcfg.RemoveMember = a.node.Handler(), a.node, mover, a.node.Remove
 		hcfg.FleetStatus = func(ctx context.Context) any { return a.node.Status(ctx) }
 	}
-	a.ctl, a.pool, a.meter, a.acp, a.api = ctl, pool, meter, acpSrv, httpapi.New(pool, keys, hcfg)
+	a.ctl, a.pool, a.meter, a.prob, a.acp, a.api = ctl, pool, meter, prob, acpSrv, httpapi.New(pool, keys, hcfg)
 	return a, nil
 }
 
@@ -188,6 +210,7 @@ func canaryVariants(ctl *control.Plane) (int, []metrics.Variant) {
 // client that is not sending (httpapi.Server.Shutdown).
 func (a *app) shutdown(ctx context.Context) error {
 	a.api.Drain()
+	_ = a.prob.Close() // a probe run in progress is cut short, its sessions deleted, before the pool stops
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := a.pool.Shutdown(sctx) // cancel running turns, wait for their saves
@@ -208,6 +231,7 @@ func startApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logge
 	a.hup = make(chan os.Signal, 1)
 	signal.Notify(a.hup, syscall.SIGHUP)
 	a.ctl.Watch(cfg.ConfigPoll, a.hup)
+	a.prob.Start()
 	return a, nil
 }
 
@@ -218,6 +242,7 @@ func (a *app) close() error {
 		if a.hup != nil {
 			signal.Stop(a.hup)
 		}
+		_ = a.prob.Close() // done already after shutdown
 		a.ctl.Close()                                                          // the guard's last halts may still go through the fleet
 		a.closeErr = errors.Join(a.meter.Close(), a.closeNode(), a.db.Close()) // the last counts, then the log's applies write to the store
 	})

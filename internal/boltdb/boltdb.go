@@ -28,6 +28,7 @@ var (
 	// version number (8 bytes BE) → version JSON.
 	bucketReplaced  = []byte("versions_replaced")
 	bucketDirectory = []byte("directory") // session id → {"to", "index"}: where a fleet moved a session
+	bucketProbes    = []byte("probes")    // run number (8 bytes BE) → canary probe run JSON
 	keySchema       = []byte("schema_version")
 )
 
@@ -85,7 +86,7 @@ func Open(path string, opts Options) (*DB, error) {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("schema version %q, this agentd reads %q", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions, bucketReplaced, bucketDirectory, bucketAlerts, bucketUsageDays, bucketUsageSlots, bucketUsageSessions} {
+		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTurns, bucketVersions, bucketReplaced, bucketDirectory, bucketAlerts, bucketUsageDays, bucketUsageSlots, bucketUsageSessions, bucketProbes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -45,6 +45,7 @@ func (s *Server) adminRoutes(r chi.Router) {
 	r.Post("/rollback", s.postRollback)
 	r.Get("/alerts", s.listAlerts)
 	r.Get("/usage", s.adminUsage)
+	s.probeRoutes(r)
 	r.Post("/fleet/move", s.postMove)
 	r.Delete("/fleet/members/{name}", s.deleteMember)
 	r.Get("/fleet", func(w http.ResponseWriter, r *http.Request) {

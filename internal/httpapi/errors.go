@@ -39,6 +39,7 @@ const (
 	CodeMemberRunning        = "member_running"         // 409 a fleet member to remove still answers (or is the replica asked): scale it down first
 	CodeNoQuorum             = "no_quorum"              // 503 the fleet has no leader: configuration writes wait; Retry-After
 	CodeBudgetExceeded       = "budget_exceeded"        // 429 the tenant's or user's daily token budget is spent; Retry-After: the day's end
+	CodeNoProbes             = "no_probes"              // 409 .agentao/probes.json names no prompts: there is nothing to probe
 )
 
 // apiError is an error with its HTTP status and code.

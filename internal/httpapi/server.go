@@ -67,6 +67,9 @@ type Config struct {
 	Alerts AlertList
 	// Usage, if set, serves GET /v1/usage and GET /v1/admin/usage (usage.Meter).
 	Usage Usage
+	// Probes, if set, serves GET /v1/admin/probes and POST
+	// /v1/admin/probes/run (internal/probe's *Prober); nil answers 503.
+	Probes Probes
 	// OnRequest, if set, sees every answered request with the route
 	// pattern that matched ("" if none).
 	OnRequest func(method, route string, status int, d time.Duration)
