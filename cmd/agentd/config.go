@@ -15,6 +15,7 @@ import (
 	"time"
 	_ "time/tzdata" // --usage-zone works in images without /usr/share/zoneinfo
 
+	"github.com/agentd/agentd/internal/alerts"
 	"github.com/agentd/agentd/internal/flagenv"
 	"github.com/agentd/agentd/internal/fleet"
 	"github.com/agentd/agentd/internal/httpapi"
@@ -68,6 +69,7 @@ type Config struct {
 	WebFetchAllow   []netip.Prefix
 	LogLevel        string
 	UsageZone       *time.Location // the day of budgets and daily alerts
+	AlertWebhook    string         // where alerts are POSTed ("" none)
 	// A fleet: this replica's name, the members (empty: a single
 	// replica) and the key of the channel between them.
 	Node       string
@@ -191,6 +193,14 @@ func serveOptions(c *Config) []option {
 				}
 				c.UsageZone = z
 				return nil
+			}},
+		{Env: "AGENTD_ALERT_WEBHOOK", Usage: "http(s) URL that gets a JSON POST per alert firing or resolving, with retries (environment only: it may hold a token)",
+			Apply: func(v string) error {
+				c.AlertWebhook = strings.TrimSpace(v)
+				if c.AlertWebhook == "" {
+					return nil
+				}
+				return alerts.CheckWebhook(c.AlertWebhook)
 			}},
 		{Flag: "log-level", Env: "AGENTD_LOG_LEVEL", Default: "info", Arg: "LEVEL", Usage: "debug, info, warn or error",
 			Apply: func(v string) error {

@@ -26,11 +26,10 @@ import (
 	"github.com/agentd/agentd/internal/httpapi"
 	"github.com/agentd/agentd/internal/llm"
 	"github.com/agentd/agentd/internal/metrics"
-	"github.com/agentd/agentd/internal/probe"
+	"github.com/agentd/agentd/internal/operate"
 	"github.com/agentd/agentd/internal/secrets"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
-	"github.com/agentd/agentd/internal/usage"
 )
 
 // app is agentd wired together: the store, the control plane, the pool,
@@ -42,12 +41,10 @@ type app struct {
 	ctl  *control.Plane
 	node *fleet.Node // nil: a single replica
 	pool *session.Pool
-	prob *probe.Prober
+	op   *operate.Operate // budgets, alerts, the canary probe
 	acp  *acp.Server
 	api  *httpapi.Server
 	hup  chan os.Signal // SIGHUP, for the watcher (startApp)
-
-	meter *usage.Meter // token counters and budgets (internal/usage)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -87,48 +84,28 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		db.Close()
 		return nil, err
 	}
-	probes, err := control.AddFile(ctl, probe.File, probe.Parse)
-	if err != nil { // a *control.ConfigError: exit 2
-		ctl.Close()
-		a.closeNode()
-		db.Close()
-		return nil, err
-	}
 	met := metrics.New()
-	budgets, err := control.AddFile(ctl, ".agentao/budgets.json", usage.Parse)
-	if err != nil { // a *control.ConfigError (exit 2)
-		ctl.Close()
-		a.closeNode()
-		db.Close()
-		return nil, err
-	}
-	meter, err := usage.New(usage.Config{Store: db.Usage(), Zone: cfg.UsageZone, Budgets: budgets.Get, Logger: log})
-	if err != nil {
+	op, err := operate.New(ctx, operate.Config{Plane: ctl, DB: db, Metrics: met, Zone: cfg.UsageZone, Node: cfg.Node,
+		IsLeader: a.isLeader(), Webhook: cfg.AlertWebhook, Logger: log})
+	if err != nil { // an invalid budgets/alerts/probes.json is a *control.ConfigError (exit 2)
 		ctl.Close()
 		a.closeNode()
 		db.Close()
 		return nil, err
 	}
 	pool, err := session.NewPool(db.Sessions(), agent.New(model, agent.Config{MaxIterations: cfg.MaxIterations, ContextTokens: cfg.ContextTokens, Logger: log}),
-		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Observer: turnObserver{ctl, met, meter}, Meter: meter},
+		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Observer: turnObserver{ctl, met, op}, Meter: op.Meter()},
 		session.Config{
 			Dir: filepath.Join(cfg.DataDir, "workspaces"), TTL: cfg.SessionTTL, MaxLive: cfg.MaxLiveSessions,
 			TurnTimeout: cfg.TurnTimeout, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log, Node: cfg.Node, // "" without peers
 		})
-	if err != nil {
-		meter.Close()
-		ctl.Close()
-		a.closeNode()
-		db.Close()
-		return nil, err
+	if err == nil {
+		if err = op.Attach(ctx, pool); err != nil {
+			_ = pool.Close()
+		}
 	}
-	pcfg := probe.Options{Pool: pool, Store: db.Probes(), Config: probes.Get, Cohorts: ctl.ProbeCohorts, Logger: log}
-	if a.node != nil { // in a fleet only the leader probes on schedule
-		pcfg.IsLeader = a.node.IsLeader
-	}
-	prob, err := probe.New(ctx, pcfg)
 	if err != nil {
-		_ = pool.Close()
+		_ = op.Close()
 		ctl.Close()
 		a.closeNode()
 		db.Close()
@@ -142,22 +119,11 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 	acpSrv := acp.New(pool, acfg)
 	hcfg := httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Timeouts: cfg.HTTP, Logger: log,
-		Control: ctl,
-		ACP:     acpSrv.Handler(keys),
-		Metrics: met.Handler(metrics.Sources{
-			Sessions: pool.Live, Canary: func() (int, []metrics.Variant) { return canaryVariants(ctl) }, MCPChildren: ctl.MCPChildren,
-			Refused: func() map[string]bool {
-				refused, out := ctl.Refused(), map[string]bool{}
-				for _, part := range ctl.Parts() {
-					out[part] = refused[part] != ""
-				}
-				return out
-			},
-			GuardReported: ctl.GuardReported,
-		}),
+		Control:   ctl,
+		ACP:       acpSrv.Handler(keys),
+		Metrics:   met.Handler(sources(ctl, pool, op)),
 		OnRequest: met.Request,
-		Usage:     meter,
-		Probes:    prob,
+		Usage:     op.Usage(), Alerts: op.Alerts(), Probes: op.Prober(),
 	}
 	if a.node != nil {
 		mover := handoff.New(handoff.Config{Pool: pool, Fleet: a.node, Key: cfg.ClusterKey, Logger: log})
@@ -165,7 +131,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		hcfg.Cluster, hcfg.Fleet, hcfg.Handoff, hcfg.RemoveMember = a.node.Handler(), a.node, mover, a.node.Remove
 		hcfg.FleetStatus = func(ctx context.Context) any { return a.node.Status(ctx) }
 	}
-	a.ctl, a.pool, a.meter, a.prob, a.acp, a.api = ctl, pool, meter, prob, acpSrv, httpapi.New(pool, keys, hcfg)
+	a.ctl, a.pool, a.op, a.acp, a.api = ctl, pool, op, acpSrv, httpapi.New(pool, keys, hcfg)
 	return a, nil
 }
 
@@ -180,19 +146,44 @@ func (a *app) closeNode() error {
 // turnObserver sends each finished turn to the guard (the control plane)
 // and to /metrics, and each answered ask to /metrics.
 type turnObserver struct {
-	ctl   *control.Plane
-	met   *metrics.Metrics
-	meter *usage.Meter
+	ctl *control.Plane
+	met *metrics.Metrics
+	op  *operate.Operate
 }
 
 func (o turnObserver) Observe(sum session.Summary, rec session.TurnRecord) {
 	o.ctl.Observe(sum, rec)
 	o.met.SessionTurn(sum, rec)
-	o.meter.Turn(sum, rec) // the turn's tool calls (its LLM calls were metered one by one)
+	o.op.Observe(sum, rec) // the usage counters: the turn's tool calls
 }
 
 func (o turnObserver) Approved(sum session.Summary, _, decision string) {
 	o.met.SessionConfirmation(sum, decision)
+}
+
+// sources are what /metrics reads at each scrape.
+func sources(ctl *control.Plane, pool *session.Pool, op *operate.Operate) metrics.Sources {
+	src := metrics.Sources{
+		Sessions: pool.Live, Canary: func() (int, []metrics.Variant) { return canaryVariants(ctl) }, MCPChildren: ctl.MCPChildren,
+		Refused: func() map[string]bool {
+			refused, out := ctl.Refused(), map[string]bool{}
+			for _, part := range ctl.Parts() {
+				out[part] = refused[part] != ""
+			}
+			return out
+		},
+		GuardReported: ctl.GuardReported,
+	}
+	op.Sources(&src)
+	return src
+}
+
+// isLeader is nil for a single replica (it leads), else the fleet's answer.
+func (a *app) isLeader() func() bool {
+	if a.node == nil {
+		return nil
+	}
+	return a.node.IsLeader
 }
 
 // canaryVariants is the served configuration's variants for /metrics.
@@ -210,7 +201,7 @@ func canaryVariants(ctl *control.Plane) (int, []metrics.Variant) {
 // client that is not sending (httpapi.Server.Shutdown).
 func (a *app) shutdown(ctx context.Context) error {
 	a.api.Drain()
-	_ = a.prob.Close() // a probe run in progress is cut short, its sessions deleted, before the pool stops
+	_ = a.op.StopProbe() // a probe run in progress is cut short, its sessions deleted, before the pool stops
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := a.pool.Shutdown(sctx) // cancel running turns, wait for their saves
@@ -231,7 +222,7 @@ func startApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logge
 	a.hup = make(chan os.Signal, 1)
 	signal.Notify(a.hup, syscall.SIGHUP)
 	a.ctl.Watch(cfg.ConfigPoll, a.hup)
-	a.prob.Start()
+	a.op.Start(ctx)
 	return a, nil
 }
 
@@ -242,9 +233,9 @@ func (a *app) close() error {
 		if a.hup != nil {
 			signal.Stop(a.hup)
 		}
-		_ = a.prob.Close() // done already after shutdown
-		a.ctl.Close()                                                          // the guard's last halts may still go through the fleet
-		a.closeErr = errors.Join(a.meter.Close(), a.closeNode(), a.db.Close()) // the last counts, then the log's applies write to the store
+		opErr := a.op.Close()                                        // the webhook's last events and the meter's last counts
+		a.ctl.Close()                                                // the guard's last halts may still go through the fleet
+		a.closeErr = errors.Join(opErr, a.closeNode(), a.db.Close()) // the log's applies write to the store
 	})
 	return a.closeErr
 }
