@@ -59,7 +59,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var rt redteamOptions
 	opts = append(opts, rt.options()...)
-	if err := parseOptions("check", checkSummary, opts, joinRepeated(args, "variant"), getenv, stdout); err != nil {
+	if err := parseOptions("check", checkSummary, opts, args, getenv, stdout); err != nil {
 		return err
 	}
 	if rt.on {
@@ -109,7 +109,7 @@ func (o *redteamOptions) options() []option {
 	opts := []option{
 		{Flag: "redteam", Default: "false", Arg: "BOOL", Usage: "run the red-team prompt-injection cases instead (see above)",
 			Apply: func(v string) (err error) { o.on, err = strconv.ParseBool(v); return }},
-		{Flag: "variant", Arg: "DIM=NAME", Usage: "with --redteam: pin a dimension to a variant of canary.json (repeat, or comma-separate)",
+		{Flag: "variant", Arg: "DIM=NAME", Repeat: true, Usage: "with --redteam: pin a dimension to a variant of canary.json (repeat, or comma-separate)",
 			Apply: func(v string) error { o.variants = v; _, err := redteam.ParseVariants(v); return err }},
 		{Flag: "strict", Default: "false", Arg: "BOOL", Usage: "with --redteam: the model-level cases gate too",
 			Apply: func(v string) (err error) { o.strict, err = strconv.ParseBool(v); return }},
@@ -154,34 +154,4 @@ func (o *redteamOptions) run(ctx context.Context, dir, model, models string, std
 		err = rep.WriteText(stdout)
 	}
 	return errors.Join(err, rep.Gate(o.strict))
-}
-
-// joinRepeated turns every --name of args into one --name=a,b,... (the
-// flag package keeps only the last of a repeated flag).
-func joinRepeated(args []string, name string) []string {
-	var out, vals []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			out = append(out, args[i:]...)
-			break
-		}
-		flag := strings.TrimLeft(a, "-")
-		if len(a)-len(flag) > 2 || len(a) == len(flag) {
-			out = append(out, a)
-			continue
-		}
-		if v, ok := strings.CutPrefix(flag, name+"="); ok {
-			vals = append(vals, v)
-		} else if flag == name && i+1 < len(args) {
-			vals = append(vals, args[i+1])
-			i++
-		} else {
-			out = append(out, a)
-		}
-	}
-	if len(vals) > 0 {
-		out = append(out, "--"+name+"="+strings.Join(vals, ","))
-	}
-	return out
 }

@@ -30,7 +30,10 @@ type Option struct {
 	Default string
 	Arg     string // placeholder in the help; "BOOL" makes the flag take no value ("--json" is "--json=true")
 	Usage   string
-	Apply   func(v string) error
+	// Repeat lets the flag be given more than once: its values are joined
+	// with commas ("--variant a=b --variant c=d" is "a=b,c=d").
+	Repeat bool
+	Apply  func(v string) error
 }
 
 // UsageError is a mistake in the command line or the environment.
@@ -54,6 +57,16 @@ func Parse(cmd, summary string, opts []Option, args []string, getenv func(string
 			v := new(string)
 			vals[o.Flag] = v
 			fs.BoolFunc(o.Flag, o.Usage, func(s string) error { *v = s; return nil })
+		case o.Repeat:
+			v := new(string)
+			vals[o.Flag] = v
+			fs.Func(o.Flag, o.Usage, func(s string) error {
+				if *v != "" {
+					s = *v + "," + s
+				}
+				*v = s
+				return nil
+			})
 		default:
 			vals[o.Flag] = fs.String(o.Flag, "", o.Usage)
 		}

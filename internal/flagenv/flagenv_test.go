@@ -113,3 +113,37 @@ func TestHelp(t *testing.T) {
 		t.Errorf("help offers a flag for a secret:\n%s", out.String())
 	}
 }
+
+func TestRepeat(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"default", nil, "", "none"},
+		{"environment", nil, "a=1,b=2", "a=1,b=2"},
+		{"once", []string{"--pin", "a=1"}, "", "a=1"},
+		{"repeated, joined in order", []string{"--pin", "a=1", "--pin=b=2", "--pin", "c=3"}, "", "a=1,b=2,c=3"},
+		{"a flag wins over the environment", []string{"--pin", "c=3"}, "a=1", "c=3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			opts := []Option{{Flag: "pin", Env: "T_PIN", Default: "none", Arg: "K=V", Repeat: true, Usage: "pins",
+				Apply: func(v string) error { got = v; return nil }}}
+			getenv := func(k string) string {
+				if k == "T_PIN" {
+					return tt.env
+				}
+				return ""
+			}
+			if err := Parse("t", "", opts, tt.args, getenv, &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
