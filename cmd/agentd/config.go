@@ -70,6 +70,7 @@ type Config struct {
 	LogLevel        string
 	UsageZone       *time.Location // the day of budgets and daily alerts
 	AlertWebhook    string         // where alerts are POSTed ("" none)
+	AlertInterval   time.Duration  // between evaluations of the built-in alerts
 	// A fleet: this replica's name, the members (empty: a single
 	// replica) and the key of the channel between them.
 	Node       string
@@ -193,6 +194,12 @@ func serveOptions(c *Config) []option {
 				}
 				c.UsageZone = z
 				return nil
+			}},
+		{Flag: "alert-interval", Env: "AGENTD_ALERT_INTERVAL", Default: "15s", Arg: "DUR",
+			Usage: "how often the built-in alerts (.agentao/alerts.json) are evaluated, 100ms to 10m",
+			Apply: func(v string) (err error) {
+				c.AlertInterval, err = flagenv.DurIn(v, 100*time.Millisecond, 10*time.Minute)
+				return
 			}},
 		{Env: "AGENTD_ALERT_WEBHOOK", Usage: "http(s) URL that gets a JSON POST per alert firing or resolving, with retries (environment only: it may hold a token)",
 			Apply: func(v string) error {

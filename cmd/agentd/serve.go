@@ -86,7 +86,7 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 	}
 	met := metrics.New()
 	op, err := operate.New(ctx, operate.Config{Plane: ctl, DB: db, Metrics: met, Zone: cfg.UsageZone, Node: cfg.Node,
-		IsLeader: a.isLeader(), Webhook: cfg.AlertWebhook, Logger: log})
+		IsLeader: a.isLeader(), Webhook: cfg.AlertWebhook, AlertInterval: cfg.AlertInterval, Logger: log})
 	if err != nil { // an invalid budgets/alerts/probes.json is a *control.ConfigError (exit 2)
 		ctl.Close()
 		a.closeNode()

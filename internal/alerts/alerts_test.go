@@ -370,3 +370,22 @@ func TestSummaries(t *testing.T) {
 		t.Errorf("summary %q; want %q", a.Summary, want)
 	}
 }
+
+// TestStableIsNotAVariantScope: an outage on stable fires for the total and
+// the tenant, not once more per dimension's stable cohort.
+func TestStableIsNotAVariantScope(t *testing.T) {
+	start := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, time.UTC, start, nil)
+	e.src.add(start, usage.Counts{LLMCalls: 30, LLM5xx: 30}, usage.Tenant("hooli"),
+		usage.Variant("model", "stable"), usage.Variant("rules", "stable"))
+	e.eval()
+	got := e.firing(alerts.LLM5xxRateHigh)
+	if len(got) != 2 {
+		t.Fatalf("firing %v; want the total and hooli only", got)
+	}
+	for _, s := range []alerts.Scope{{}, {Tenant: "hooli"}} {
+		if _, ok := got[s]; !ok {
+			t.Errorf("no alert for %v in %v", s, got)
+		}
+	}
+}

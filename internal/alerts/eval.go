@@ -92,12 +92,17 @@ func (a *Alerts) conditions(now time.Time, r Rules) map[string]Alert {
 }
 
 // scopes returns the total and the active scopes of the given kinds, each
-// once, without the synthetic probe tenant.
+// once, without the synthetic probe tenant and without the stable "variant"
+// of each dimension: a dimension's stable cohort is most of the service,
+// which the total already watches, and one outage would otherwise fire
+// once per dimension (the Prometheus rules watch non-stable variants only
+// too).
 func scopes(active []usage.Scope, kinds ...string) []usage.Scope {
 	out := []usage.Scope{usage.Total()}
 	seen := map[usage.Scope]bool{usage.Total(): true}
 	for _, sc := range active {
-		if seen[sc] || (sc.Kind() == "tenant" && sc.Name() == session.ProbeTenant) {
+		if seen[sc] || (sc.Kind() == "tenant" && sc.Name() == session.ProbeTenant) ||
+			(sc.Kind() == "variant" && strings.HasSuffix(sc.Name(), "/stable")) {
 			continue
 		}
 		for _, k := range kinds {

@@ -47,7 +47,10 @@ type Config struct {
 	// Webhook, if set, gets every alert's firing and resolving
 	// (AGENTD_ALERT_WEBHOOK).
 	Webhook string
-	Logger  *zap.Logger
+	// AlertInterval is the time between evaluations of the alerts; 0 is
+	// alerts.DefaultInterval.
+	AlertInterval time.Duration
+	Logger        *zap.Logger
 }
 
 // Operate is the meter, the alerts and the probe of one replica.
@@ -83,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Operate, error) {
 		return nil, err
 	}
 	o.alerts, err = alerts.New(ctx, alerts.Config{Source: o.meter, Store: cfg.DB.Alerts(), Rules: rules.Get,
-		Zone: cfg.Zone, Node: cfg.Node, Webhook: cfg.Webhook, Logger: cfg.Logger})
+		Zone: cfg.Zone, Node: cfg.Node, Webhook: cfg.Webhook, Interval: cfg.AlertInterval, Logger: cfg.Logger})
 	if err != nil {
 		return nil, errors.Join(err, o.meter.Close())
 	}
