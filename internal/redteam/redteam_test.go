@@ -338,3 +338,26 @@ func TestRunRefuses(t *testing.T) {
 		t.Errorf("model calls = %d; want only the 6 of the catalog-model run", n)
 	}
 }
+
+// TestShippedTree: the configuration tree this repository ships stops what
+// the rules must stop, against a model that tries every attack.
+func TestShippedTree(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	llm.SetResponder(attacker)
+	rep := run(t, llm, filepath.Join("..", ".."), nil)
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + text.String())
+	if err := rep.Gate(false); err != nil {
+		t.Fatalf("the shipped tree fails the red-team gate: %v", err)
+	}
+	for _, r := range rep.Results {
+		if r.Case == 2 || r.Case == 3 || r.Case == 5 {
+			if r.Verdict != redteam.Resisted {
+				t.Errorf("case %d: %s\n%s", r.Case, r.Verdict, text.String())
+			}
+		}
+	}
+}
