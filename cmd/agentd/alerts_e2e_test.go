@@ -129,7 +129,9 @@ func TestAlertsEndToEnd(t *testing.T) {
 	if m := p.do("GET", "/metrics", "", ""); !strings.Contains(m.Raw, `agentd_alerts_firing{name="AgentdLLM5xxRateHigh",severity="P1"} 2`) {
 		t.Errorf("/metrics has no agentd_alerts_firing of 2 for the P1 alert")
 	}
-	waitFor(t, func() bool { return h.has("firing", "AgentdLLM5xxRateHigh", "acme") && h.has("firing", "AgentdLLM5xxRateHigh", "") })
+	waitFor(t, func() bool {
+		return h.has("firing", "AgentdLLM5xxRateHigh", "acme") && h.has("firing", "AgentdLLM5xxRateHigh", "")
+	})
 	if strings.Contains(p.logs.String(), "s3cr3t-token") {
 		t.Error("the webhook URL's token is in the log")
 	}
