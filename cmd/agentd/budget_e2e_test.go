@@ -173,3 +173,53 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestFleetBudget: in a fleet of three real replicas a tenant's budget
+// counts its use on every replica: spent 70 on one and 40 on another, its
+// session on the third (which spent nothing itself) is refused with 429,
+// and GET /v1/usage on any replica shows the fleet's 110.
+func TestFleetBudget(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	ms := startFleet(t, llm, 3, "{}", nil)
+	for _, m := range ms {
+		writeFile(t, m.dir, ".agentao/budgets.json", `{"tenants": {"acme": {"daily_tokens": 100}}}`)
+	}
+	tokens := func(m *member) int64 {
+		u := m.p.usage("/v1/usage", acmeKey)
+		if u.Tenant == nil || u.Tenant.Budget == nil {
+			return -1 // budgets.json not served yet
+		}
+		return u.Tenant.Tokens
+	}
+	waitLong(t, "budgets.json served everywhere", func() bool {
+		for _, m := range ms {
+			if tokens(m) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	spend := func(m *member, n int) {
+		t.Helper()
+		llm.Enqueue(llmtest.Reply{Text: "ok", Usage: &llmtest.Usage{PromptTokens: n}})
+		id := m.p.create(acmeKey)
+		if r := m.p.turn(acmeKey, id, "hello"); r.Status != http.StatusOK || outcome(r)["status"] != "ok" {
+			t.Fatalf("turn on %s = %d %s", m.name, r.Status, r.Raw)
+		}
+	}
+	spend(ms[0], 70)
+	waitLong(t, ms[1].name+" counts what "+ms[0].name+" spent", func() bool { return tokens(ms[1]) == 70 })
+	spend(ms[1], 40) // 70 of 100 when it starts: it runs, and the fleet is at 110
+	for _, m := range ms {
+		waitLong(t, m.name+" shows the fleet's use", func() bool { return tokens(m) == 110 })
+	}
+	// The shares travel on the cluster channel: a tenant's key reads none.
+	if r := ms[0].p.do("GET", "/cluster/v1/usage", acmeKey, ""); r.Status != http.StatusUnauthorized {
+		t.Errorf("GET /cluster/v1/usage with a tenant's key = %d %s; want 401", r.Status, r.Raw)
+	}
+	// ms[2] spent nothing itself; the fleet's use refuses its turn.
+	r := ms[2].p.turn(acmeKey, ms[2].p.create(acmeKey), "again")
+	if r.Status != http.StatusTooManyRequests || !strings.Contains(r.Raw, "110 of 100 tokens") {
+		t.Errorf("a turn on %s = %d %s; want 429 with the fleet's 110 of 100", ms[2].name, r.Status, r.Raw)
+	}
+}

@@ -85,8 +85,12 @@ func newApp(ctx context.Context, cfg Config, keys *tenant.Keys, log *zap.Logger)
 		return nil, err
 	}
 	met := metrics.New()
-	op, err := operate.New(ctx, operate.Config{Plane: ctl, DB: db, Metrics: met, Zone: cfg.UsageZone, Node: cfg.Node,
-		IsLeader: a.isLeader(), Webhook: cfg.AlertWebhook, AlertInterval: cfg.AlertInterval, Logger: log})
+	ocfg := operate.Config{Plane: ctl, DB: db, Metrics: met, Zone: cfg.UsageZone, Node: cfg.Node,
+		Webhook: cfg.AlertWebhook, AlertInterval: cfg.AlertInterval, Logger: log}
+	if a.node != nil { // a fleet: budgets count every replica, only the leader probes
+		ocfg.Fleet, ocfg.ClusterKey, ocfg.IsLeader = a.node, cfg.ClusterKey, a.node.IsLeader
+	}
+	op, err := operate.New(ctx, ocfg)
 	if err != nil { // an invalid budgets/alerts/probes.json is a *control.ConfigError (exit 2)
 		ctl.Close()
 		a.closeNode()
@@ -176,14 +180,6 @@ func sources(ctl *control.Plane, pool *session.Pool, op *operate.Operate) metric
 	}
 	op.Sources(&src)
 	return src
-}
-
-// isLeader is nil for a single replica (it leads), else the fleet's answer.
-func (a *app) isLeader() func() bool {
-	if a.node == nil {
-		return nil
-	}
-	return a.node.IsLeader
 }
 
 // canaryVariants is the served configuration's variants for /metrics.

@@ -10,6 +10,7 @@ package operate
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -50,6 +51,13 @@ type Config struct {
 	// AlertInterval is the time between evaluations of the alerts; 0 is
 	// alerts.DefaultInterval.
 	AlertInterval time.Duration
+	// Fleet, in a fleet, is this replica's membership: budgets and the
+	// usage routes then count the tenant's use on every replica
+	// (share.go). ClusterKey authenticates the exchange; ShareInterval is
+	// its period (0: DefaultShareInterval).
+	Fleet         Fleet
+	ClusterKey    string
+	ShareInterval time.Duration
 	Logger        *zap.Logger
 }
 
@@ -60,6 +68,10 @@ type Operate struct {
 	meter  *usage.Meter
 	alerts *alerts.Alerts
 	prober *probe.Prober // set by Attach
+
+	stop     chan struct{} // ends the usage exchange
+	stopOnce sync.Once
+	done     sync.WaitGroup
 }
 
 // New reads budgets.json, alerts.json and probes.json (an invalid one is a
@@ -68,7 +80,7 @@ func New(ctx context.Context, cfg Config) (*Operate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	o := &Operate{cfg: cfg}
+	o := &Operate{cfg: cfg, stop: make(chan struct{})}
 	budgets, err := control.AddFile(cfg.Plane, BudgetsFile, usage.Parse)
 	if err != nil {
 		return nil, err
@@ -89,6 +101,9 @@ func New(ctx context.Context, cfg Config) (*Operate, error) {
 		Zone: cfg.Zone, Node: cfg.Node, Webhook: cfg.Webhook, Interval: cfg.AlertInterval, Logger: cfg.Logger})
 	if err != nil {
 		return nil, errors.Join(err, o.meter.Close())
+	}
+	if cfg.Fleet != nil {
+		cfg.Fleet.Handle(SharePath, o.shareHandler())
 	}
 	return o, nil
 }
@@ -142,10 +157,13 @@ func (o *Operate) Sources(src *metrics.Sources) {
 	}
 }
 
-// Start runs the alerts' evaluations (until ctx ends or Close) and the
-// probe's schedule.
+// Start runs the alerts' evaluations (until ctx ends or Close), the
+// probe's schedule and, in a fleet, the usage exchange.
 func (o *Operate) Start(ctx context.Context) {
 	go o.alerts.Run(ctx)
+	if o.cfg.Fleet != nil {
+		o.done.Go(func() { o.exchange(o.stop) })
+	}
 	if o.prober != nil {
 		o.prober.Start()
 	}
@@ -164,5 +182,7 @@ func (o *Operate) StopProbe() error {
 // holds, within its drain time) and writes the meter's last counts. Call it
 // before the store closes.
 func (o *Operate) Close() error {
+	o.stopOnce.Do(func() { close(o.stop) })
+	o.done.Wait()
 	return errors.Join(o.StopProbe(), o.alerts.Close(), o.meter.Close())
 }

@@ -124,8 +124,11 @@ type Meter struct {
 	dirtySlots    map[SlotKey]bool
 	dirtySessions map[SessionKey]bool
 	refusalLogged map[Scope]string // scope → the day its refusal was logged
-	pruned        time.Time
-	flushErr      string // the last flush error logged ("" after a success)
+	// shares are the other replicas' counts of a fleet (fleet.go): node →
+	// day → scope.
+	shares   map[string]map[string]map[Scope]Counts
+	pruned   time.Time
+	flushErr string // the last flush error logged ("" after a success)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -281,7 +284,7 @@ func (m *Meter) Admit(sum session.Summary) error {
 			continue
 		}
 		m.mu.Lock()
-		used := m.days[DayKey{day, c.scope}].Tokens()
+		used := m.fleetDay(day, c.scope).Tokens() // the whole fleet's, in a fleet
 		if used < c.limit {
 			m.mu.Unlock()
 			continue
@@ -420,7 +423,7 @@ func (m *Meter) status(sc Scope, budget int64) Status {
 	defer m.mu.Unlock()
 	for i := StatusDays - 1; i >= 0; i-- {
 		day := time.Date(l.Year(), l.Month(), l.Day()-i, 12, 0, 0, 0, m.cfg.Zone).Format(time.DateOnly)
-		st.Days = append(st.Days, DayCounts{Day: day, Counts: m.days[DayKey{day, sc}]})
+		st.Days = append(st.Days, DayCounts{Day: day, Counts: m.fleetDay(day, sc)})
 	}
 	st.Today = st.Days[len(st.Days)-1].Counts
 	return st
@@ -437,12 +440,17 @@ func (m *Meter) Users(tenant string) []string {
 		}
 	}
 	m.mu.Lock()
+	scopes := map[Scope]bool{}
 	for k := range m.days {
-		if s := string(k.Scope); len(s) > len(prefix) && strings.HasPrefix(s, prefix) {
+		scopes[k.Scope] = true
+	}
+	m.sharedScopes("user", scopes)
+	m.mu.Unlock()
+	for sc := range scopes {
+		if s := string(sc); len(s) > len(prefix) && strings.HasPrefix(s, prefix) {
 			set[s[len(prefix):]] = true
 		}
 	}
-	m.mu.Unlock()
 	return slices.Sorted(maps.Keys(set))
 }
 
@@ -454,12 +462,17 @@ func (m *Meter) Tenants() []string {
 		set[t] = true
 	}
 	m.mu.Lock()
+	scopes := map[Scope]bool{}
 	for k := range m.days {
-		if k.Scope.Kind() == "tenant" {
-			set[k.Scope.Name()] = true
+		scopes[k.Scope] = true
+	}
+	m.sharedScopes("tenant", scopes)
+	m.mu.Unlock()
+	for sc := range scopes {
+		if sc.Kind() == "tenant" {
+			set[sc.Name()] = true
 		}
 	}
-	m.mu.Unlock()
 	return slices.Sorted(maps.Keys(set))
 }
 
