@@ -14,11 +14,14 @@ import (
 
 	"github.com/agentd/agentd/internal/agent"
 	"github.com/agentd/agentd/internal/agent/agenttest"
+	"github.com/agentd/agentd/internal/alerts"
 	"github.com/agentd/agentd/internal/boltdb"
 	"github.com/agentd/agentd/internal/control"
 	"github.com/agentd/agentd/internal/httpapi"
+	"github.com/agentd/agentd/internal/probe"
 	"github.com/agentd/agentd/internal/session"
 	"github.com/agentd/agentd/internal/tenant"
+	"github.com/agentd/agentd/internal/usage"
 )
 
 const fuzzAdminKey = "acme-admin-0123456789"
@@ -37,6 +40,10 @@ var fuzzRoutes = []struct{ method, path string }{
 	{http.MethodGet, "/v1/sessions"},
 	{http.MethodGet, "/v1/admin/canary/assignment"},
 	{http.MethodGet, "/v1/admin/versions"},
+	{http.MethodGet, "/v1/usage"},
+	{http.MethodGet, "/v1/admin/usage"},
+	{http.MethodGet, "/v1/admin/alerts"},
+	{http.MethodGet, "/v1/admin/probes"},
 }
 
 // FuzzRequests sends arbitrary bodies and headers through the real handler
@@ -74,6 +81,8 @@ func FuzzRequests(f *testing.F) {
 		{5, "", `{}`}, {5, "If-Match: W/\"x\"\nX-Agentd-Reason: r", `{}`}, {5, "If-Match: \"1\"", `{}`},
 		{5, "If-Match: 1\nX-Agentd-Reason: r", `{"model": {"stable": "gpt-9"}}`}, {5, "If-Match: 1\nX-Agentd-Reason: r", `{"rules":`},
 		{7, "", `limit=0&cursor=%zz`}, {8, "", `tenant=../x`}, {9, "", `limit=1001`},
+		{10, "", ``}, {10, "X-Agentd-User: bob", ``}, {11, "", `tenant=acme`}, {11, "", `tenant=../etc`}, {11, "", ``},
+		{12, "", `status=firing&tenant=acme`}, {12, "", `status=maybe`}, {13, "", `runs=3`}, {13, "", `runs=-1`}, {13, "", `runs=1e9`},
 	} {
 		f.Add(s.route, s.headers, []byte(s.body))
 	}
@@ -118,18 +127,35 @@ func FuzzRequests(f *testing.F) {
 	f.Cleanup(ctl.Close)
 	model := agenttest.NewModel()
 	model.Default = func(agent.Request) agenttest.Step { return agenttest.Reply("done") }
+	meter, err := usage.New(usage.Config{Store: db.Usage(), Logger: zap.NewNop()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { meter.Close() })
+	al, err := alerts.New(context.Background(), alerts.Config{Source: meter, Store: db.Alerts(), Logger: zap.NewNop()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { al.Close() })
 	pool, err := session.NewPool(db.Sessions(), agent.New(model, agent.Config{}),
-		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl},
+		session.Hooks{Assigner: ctl, Toolbox: ctl, Authorizer: ctl, Meter: meter},
 		session.Config{Dir: filepath.Join(data, "workspaces"), Logger: zap.NewNop()})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { pool.Close() })
+	prober, err := probe.New(context.Background(), probe.Options{Pool: pool, Store: db.Probes(), Cohorts: ctl.ProbeCohorts,
+		Config: func() probe.Config { return probe.Config{} }, Logger: zap.NewNop()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { prober.Close() })
 	keys, err := tenant.Parse(fuzzAdminKey + "=acme:admin," + acmeKey + "=acme")
 	if err != nil {
 		f.Fatal(err)
 	}
-	api := httpapi.New(pool, keys, httpapi.Config{MaxBodyBytes: 4096, Control: ctl, Logger: zap.NewNop()})
+	api := httpapi.New(pool, keys, httpapi.Config{MaxBodyBytes: 4096, Control: ctl, Logger: zap.NewNop(),
+		Usage: meter, Alerts: al, Probes: prober})
 	sess, err := pool.Create(context.Background(), "acme", "alice", "")
 	if err != nil {
 		f.Fatal(err)
