@@ -11,6 +11,7 @@ import (
 	"github.com/agentd/agentd/internal/control"
 	"github.com/agentd/agentd/internal/flagenv"
 	"github.com/agentd/agentd/internal/governance"
+	"github.com/agentd/agentd/internal/operate"
 	"github.com/agentd/agentd/internal/redteam"
 )
 
@@ -18,7 +19,8 @@ const checkSummary = `Validates a configuration tree before it ships: AGENTAO.md
 skills/ (SKILL.md YAML), .agentao/permissions/*.json (rules and their regular
 expressions), .agentao/sandbox.json (profile names) and .agentao/canary.json
 (every value it names must exist), .agentao/mcp.json (MCP servers, fields and
-types; a $VAR unset here is a warning). It also scans AGENTAO.md, instructions,
+types; a $VAR unset here is a warning), and .agentao/budgets.json, alerts.json
+and probes.json as serve would read them. It also scans AGENTAO.md, instructions,
 skills and mcp.json for credentials (Agentao's patterns) and fails if the system prompt of
 any skill set, with every skill active, is longer than --max-prompt-chars.
 
@@ -78,6 +80,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	r.Problems = append(r.Problems, operate.Check(dir)...) // budgets.json, alerts.json, probes.json
 	if rep != nil {
 		fmt.Fprintln(stdout, rep)
 	}
