@@ -23,6 +23,7 @@ type alertOf struct {
 	} `json:"scope"`
 	Value      float64    `json:"value"`
 	Threshold  float64    `json:"threshold"`
+	Node       string     `json:"node"`
 	Since      time.Time  `json:"since"`
 	ResolvedAt *time.Time `json:"resolved_at"`
 }
@@ -169,4 +170,43 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Errorf("/metrics still counts the resolved alert")
 	}
 	waitFor(t, func() bool { return h.has("resolved", "AgentdLLM5xxRateHigh", "acme") })
+}
+
+// TestFleetAlerts: in a fleet of three real replicas each replica alerts on
+// the sessions it serves, and GET /v1/admin/alerts on any replica lists
+// every replica's alerts, each with its node.
+func TestFleetAlerts(t *testing.T) {
+	llm := llmtest.NewServer(t)
+	llm.SetResponder(func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Status: http.StatusBadGateway, ErrorMessage: "upstream down"}
+	})
+	ms := startFleet(t, llm, 3, "{}", nil)
+	for _, m := range ms {
+		writeFile(t, m.dir, ".agentao/alerts.json", `{"min_calls": 3, "window": "5m"}`)
+	}
+	time.Sleep(300 * time.Millisecond) // alerts.json served (polled every 100 ms)
+	for _, m := range ms[:2] {
+		id := m.p.create(acmeKey)
+		for range 3 {
+			if r := m.p.turn(acmeKey, id, "hello"); r.Status != http.StatusOK {
+				t.Fatalf("turn on %s = %d %s", m.name, r.Status, r.Raw)
+			}
+		}
+	}
+	waitLong(t, "both replicas' alerts listed on "+ms[2].name, func() bool {
+		nodes := map[string]bool{}
+		for _, a := range ms[2].p.alerts() {
+			if a.Name == "AgentdLLM5xxRateHigh" && a.Scope.Tenant == "acme" && a.ResolvedAt == nil {
+				nodes[a.Node] = true
+			}
+		}
+		return nodes[ms[0].name] && nodes[ms[1].name] && !nodes[ms[2].name]
+	})
+	// A forwarded request (or a client saying it is one) gets the replica's own.
+	req, _ := httpRequest("GET", ms[2].p.url+"/v1/admin/alerts", "")
+	req.Header.Set("Authorization", "Bearer "+opsKey)
+	req.Header.Set("X-Agentd-Forwarded-By", ms[0].name)
+	if r := ms[2].p.send(req); r.Status != http.StatusOK || strings.Contains(r.Raw, "AgentdLLM5xxRateHigh") {
+		t.Errorf("with X-Agentd-Forwarded-By: %d %s; want %s's own alerts only (none)", r.Status, r.Raw, ms[2].name)
+	}
 }

@@ -371,15 +371,6 @@ func (a *Alerts) List() []Alert {
 	for _, al := range a.firing {
 		out = append(out, *al)
 	}
-	slices.SortFunc(out, func(x, y Alert) int {
-		if c := strings.Compare(x.Severity, y.Severity); c != 0 {
-			return c
-		}
-		if c := y.Since.Compare(x.Since); c != 0 {
-			return c
-		}
-		return strings.Compare(ident(x.Name, x.Scope), ident(y.Name, y.Scope))
-	})
 	for i := len(a.resolved) - 1; i >= 0; i-- {
 		al := a.resolved[i]
 		if now.Sub(*al.ResolvedAt) > keep {
@@ -387,7 +378,35 @@ func (a *Alerts) List() []Alert {
 		}
 		out = append(out, *al)
 	}
+	Order(out)
 	return out
+}
+
+// Order sorts alerts as List returns them: the firing ones first, most
+// severe first, then newest, then by name, scope and node; then the
+// resolved ones, newest first. A fleet's merged list (each replica's)
+// is ordered the same way.
+func Order(list []Alert) {
+	slices.SortStableFunc(list, func(x, y Alert) int {
+		switch {
+		case x.ResolvedAt == nil && y.ResolvedAt != nil:
+			return -1
+		case x.ResolvedAt != nil && y.ResolvedAt == nil:
+			return 1
+		case x.ResolvedAt != nil:
+			return y.ResolvedAt.Compare(*x.ResolvedAt)
+		}
+		if c := strings.Compare(x.Severity, y.Severity); c != 0 {
+			return c
+		}
+		if c := y.Since.Compare(x.Since); c != 0 {
+			return c
+		}
+		if c := strings.Compare(ident(x.Name, x.Scope), ident(y.Name, y.Scope)); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Node, y.Node)
+	})
 }
 
 // Counts returns how many alerts of each name fire, every name included.
