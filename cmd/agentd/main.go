@@ -14,7 +14,9 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/agentd/agentd/internal/adminctl"
 	"github.com/agentd/agentd/internal/control"
+	"github.com/agentd/agentd/internal/flagenv"
 	"github.com/agentd/agentd/internal/sandbox"
 )
 
@@ -35,11 +37,12 @@ func main() {
 
 func exitCode(err error, stderr io.Writer) int {
 	var ue usageError
+	var fe *flagenv.UsageError  // the admin client's (internal/adminctl)
 	var ce *control.ConfigError // the configuration tree or mcp.json: the operator's to fix
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &fe), errors.As(err, &ce):
 		fmt.Fprintln(stderr, "agentd:", err)
 		return 2
 	default:
@@ -80,11 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
 	case "canary":
-		return canaryCmd(ctx, rest, getenv, stdout, stderr)
+		return adminctl.Canary(ctx, rest, getenv, stdout, stderr)
 	case "rollback":
-		return rollbackCmd(ctx, rest, getenv, stdout)
+		return adminctl.Rollback(ctx, rest, getenv, stdout)
 	case "sessions":
-		return sessionsCmd(ctx, rest, getenv, stdout)
+		return adminctl.Sessions(ctx, rest, getenv, stdout)
 	case "check":
 		return check(ctx, rest, getenv, stdout)
 	case "version", "--version":

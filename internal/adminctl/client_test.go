@@ -1,4 +1,4 @@
-package main
+package adminctl
 
 import (
 	"context"
@@ -61,3 +61,5 @@ func TestServerReplicas(t *testing.T) {
 		})
 	}
 }
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

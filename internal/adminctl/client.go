@@ -1,4 +1,4 @@
-package main
+package adminctl
 
 import (
 	"bytes"
@@ -200,11 +200,11 @@ Commands that talk to a running agentd's admin API:
 Run "agentd canary <command> --help" for its flags.
 `
 
-func canaryCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func Canary(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprint(stdout, canaryHelp)
 		if len(args) == 0 {
-			return usageError{errors.New("a canary command is required")}
+			return usage(errors.New("a canary command is required"))
 		}
 		return nil
 	}
@@ -280,7 +280,7 @@ func canaryCmd(ctx context.Context, args []string, getenv func(string) string, s
 		})
 	default:
 		fmt.Fprint(stderr, canaryHelp)
-		return usageError{fmt.Errorf("unknown canary command %q", sub)}
+		return usage(fmt.Errorf("unknown canary command %q", sub))
 	}
 }
 
@@ -337,7 +337,7 @@ func printStatus(w io.Writer, out map[string]any) {
 	tw.Flush()
 }
 
-func rollbackCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func Rollback(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var c clientConfig
 	var dim, variant, why string
 	to := 0
@@ -369,20 +369,20 @@ all: --server http://a:8080,http://b:8080, or a headless Service with
 	body := map[string]any{"reason": why}
 	switch {
 	case to != 0 && (dim != "" || variant != ""):
-		return usageError{errors.New("give either --dimension and --variant, or --to, not both")}
+		return usage(errors.New("give either --dimension and --variant, or --to, not both"))
 	case to != 0:
 		body["to_version"] = to
 	case dim != "" && variant != "":
 		body["dimension"], body["variant"] = dim, variant
 	default:
-		return usageError{errors.New("give --dimension and --variant to halt a variant, or --to N to return to version N (see --help)")}
+		return usage(errors.New("give --dimension and --variant to halt a variant, or --to N to return to version N (see --help)"))
 	}
 	if to != 0 {
 		// Version numbers belong to one replica's history.
 		if servers, err := c.replicas(ctx); err != nil {
 			return err
 		} else if len(servers) > 1 {
-			return usageError{fmt.Errorf("--to needs one replica (--server names %d): version numbers are per replica unless they are a fleet, which needs only one", len(servers))}
+			return usage(fmt.Errorf("--to needs one replica (--server names %d): version numbers are per replica unless they are a fleet, which needs only one", len(servers)))
 		}
 	}
 	return c.onEach(ctx, stdout, func(c *clientConfig) error {

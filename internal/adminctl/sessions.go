@@ -1,4 +1,4 @@
-package main
+package adminctl
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 
 // sessionsCmd is `agentd sessions move`: the scale-down step of a fleet
 // (docs/fleet.md).
-func sessionsCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func Sessions(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "move" {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
 			fmt.Fprintln(stdout, "Usage: agentd sessions move --from NODE --to NODE [flags]")
 			return nil
 		}
-		return usageError{errors.New(`usage: agentd sessions move --from NODE --to NODE (see "agentd sessions move --help")`)}
+		return usage(errors.New(`usage: agentd sessions move --from NODE --to NODE (see "agentd sessions move --help")`))
 	}
 	var c clientConfig
 	var from, to string
