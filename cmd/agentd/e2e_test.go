@@ -629,7 +629,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	llm := llmtest.NewServer(t)
 	p := start(t, llm, t.TempDir(), "AGENTD_SHUTDOWN_TIMEOUT=60s")
 	id := p.create(acmeKey)
-	body, _ := json.Marshal(map[string]string{"content": `[[tool run_shell_command {"command":"echo $$ > started; trap '' TERM; while :; do sleep 1; done"}]]`})
+	body, _ := json.Marshal(map[string]string{"content": `[[tool run_shell_command {"command":"trap '' TERM; echo $$ > started; while :; do sleep 1; done"}]]`})
 	go func() { // the process dies under this request: ignore how it ends
 		req, _ := http.NewRequest("POST", p.url+"/v1/sessions/"+id+"/messages", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+acmeKey)
