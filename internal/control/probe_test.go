@@ -70,3 +70,28 @@ func TestProbeCohorts(t *testing.T) {
 		t.Errorf("ProbeCohorts() after the halt = %+v; want 3 cohorts of a version after %d", got, v.N)
 	}
 }
+
+func TestPin(t *testing.T) {
+	tree := baseTree()
+	tree[".agentao/canary.json"] = `{
+		"model": {"stable": "m-stable", "variants": [{"name": "beta", "value": "m-beta", "percent": 5}]},
+		"rules": {"stable": "v1", "variants": [{"name": "strict", "value": "v2", "percent": 5}, {"name": "off", "value": "v2", "percent": 5}]}
+	}`
+	p, _ := newPlane(t, tree)
+	if _, _, err := p.Halt(context.Background(), canary.Rules, "off", "test", "halted for the test"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.Pin(map[canary.Dimension]string{canary.Model: "beta", canary.Rules: "strict"})
+	if err != nil || a.Model != "m-beta" || a.Rules != "v2" || a.Skills != "default" ||
+		!reflect.DeepEqual(a.Variants, map[string]string{"model": "beta", "rules": "strict"}) {
+		t.Fatalf("Pin(beta, strict) = %+v, %v", a, err)
+	}
+	if a, err := p.Pin(nil); err != nil || a.Model != "m-stable" || a.Rules != "v1" || a.Variants != nil {
+		t.Fatalf("Pin(nil) = %+v, %v; want every stable value", a, err)
+	}
+	for _, bad := range []map[canary.Dimension]string{{canary.Rules: "nope"}, {canary.Rules: "off"}} {
+		if _, err := p.Pin(bad); err == nil {
+			t.Errorf("Pin(%v) = nil error; want one (no such variant, or halted)", bad)
+		}
+	}
+}

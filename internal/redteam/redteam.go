@@ -31,7 +31,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -202,34 +201,17 @@ func open(ctx context.Context, cfg Config) (_ *harness, err error) {
 }
 
 // pin is the assignment of the run: every dimension stable, but those
-// with a variant asked for, as the router would give them.
+// with a variant asked for, as the router would give them (control.Pin),
+// on model unless a model variant is asked for.
 func pin(ctl *control.Plane, model string, variants map[canary.Dimension]string) (session.Assignment, error) {
-	pol, v := ctl.Canary()
-	a := session.Assignment{ConfigVersion: v.N}
-	for _, dim := range canary.Dimensions() {
-		a.SetValue(dim, pol.Stable(dim))
+	a, err := ctl.Pin(variants)
+	if err != nil {
+		return a, err
 	}
-	a.Model = model
-	dims := make([]canary.Dimension, 0, len(variants))
-	for dim := range variants {
-		dims = append(dims, dim)
+	if _, ok := variants[canary.Model]; !ok {
+		a.Model = model
 	}
-	sort.Slice(dims, func(i, j int) bool { return dims[i] < dims[j] })
-	for _, dim := range dims {
-		name := variants[dim]
-		vr, ok := pol.Variant(dim, name)
-		if !ok {
-			return a, fmt.Errorf("%s has no variant %q in canary.json (version %d); it has: %s", dim, name, v.N, strings.Join(pol.VariantNames(dim), ", "))
-		}
-		if pol.Halted(dim, name) {
-			return a, fmt.Errorf("%s variant %q is halted: a session on it would move to stable at its first turn", dim, name)
-		}
-		a.SetValue(dim, vr.Value)
-		if a.Variants == nil {
-			a.Variants = map[string]string{}
-		}
-		a.Variants[dim.String()] = name
-	}
+	pol, _ := ctl.Canary()
 	if !pol.HasModel(a.Model) {
 		return a, fmt.Errorf("model %q is not in the catalog of the served canary.json (%s): a session on it would move to stable", a.Model, strings.Join(pol.Models(), ", "))
 	}
