@@ -147,7 +147,11 @@ func (w *webhook) next() (event, bool) {
 }
 
 // send posts ev, retrying network errors, timeouts, 408, 429 and 5xx with
-// backoff; another answer is final.
+// backoff; another answer is final. Written here rather than taken from a
+// retrying HTTP client (hashicorp/go-retryablehttp, say): the loop is a few
+// lines, it must stop at the shutdown's drain deadline (w.ctx) rather than
+// finish its backoff, and its errors must never carry the URL, which may
+// hold a token; a new dependency would bring its own logging of requests.
 func (w *webhook) send(ev event) {
 	body, err := json.Marshal(ev)
 	if err != nil {
