@@ -696,3 +696,40 @@ func TestPipelined(t *testing.T) {
 		}
 	})
 }
+
+// spentMeter refuses every turn: the tenant's daily budget is spent.
+type spentMeter struct{ reset time.Time }
+
+func (m spentMeter) Admit(session.Summary) error {
+	return &session.BudgetError{Scope: "tenant acme", Used: 100, Limit: 100, Reset: m.reset}
+}
+func (spentMeter) Called(session.Summary, agent.LLMCall) {}
+
+// TestPromptOverBudget: a prompt while the budget is spent is JSON-RPC
+// error -32029 with what a client needs to wait (the HTTP API's 429), and
+// no turn is run or recorded.
+func TestPromptOverBudget(t *testing.T) {
+	reset := time.Now().Add(90 * time.Minute)
+	e := &env{t: t, dir: t.TempDir(), model: agenttest.NewModel(), meter: spentMeter{reset}}
+	e.shell = agenttest.NewTool("run_shell_command", func(context.Context, agent.Call) (string, error) { return "", nil })
+	e.open()
+	c := e.connect(t.Context())
+	c.initialize()
+	sid := c.newSession()
+	code, er := c.callErr("session/prompt", textPrompt(sid, "hi"))
+	data, _ := er["data"].(map[string]any)
+	if code != acp.CodeBudgetExceeded || data["code"] != "budget_exceeded" || data["resetsAt"] != reset.UTC().Format(time.RFC3339) ||
+		!strings.Contains(er["message"].(string), "100 of 100") {
+		t.Fatalf("prompt over budget = %d %v; want -32029 with data.code, retryAfter and resetsAt", code, er)
+	}
+	if ra, _ := data["retryAfter"].(float64); ra < 5300 || ra > 5401 {
+		t.Errorf("retryAfter = %v; want about 5400 seconds", data["retryAfter"])
+	}
+	if n := len(e.model.Requests()); n != 0 {
+		t.Errorf("the model was called %d times", n)
+	}
+	s, err := e.pool.Get(t.Context(), "acme", session.ID(sid))
+	if err != nil || len(s.Turns) != 0 || len(s.Messages) != 0 {
+		t.Errorf("after the refused prompt: %v, turns %+v, %d messages; want none", err, s.Turns, len(s.Messages))
+	}
+}

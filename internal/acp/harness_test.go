@@ -35,7 +35,8 @@ type env struct {
 	pool  *session.Pool
 	srv   *acp.Server
 	cfg   session.Config
-	acp   acp.Config // the server's, besides Models, Version and Logger
+	acp   acp.Config    // the server's, besides Models, Version and Logger
+	meter session.Meter // the pool's, if set (budgets)
 }
 
 func newEnv(t *testing.T, cfg session.Config, steps ...agenttest.Step) *env {
@@ -68,7 +69,7 @@ func (e *env) open() {
 	cfg := e.cfg
 	cfg.Dir = filepath.Join(e.dir, "workspaces")
 	cfg.Logger = zaptest.NewLogger(e.t)
-	pool, err := session.NewPool(db.Sessions(), agent.New(e.model, agent.Config{}), (&sessiontest.Hooks{
+	hooks := (&sessiontest.Hooks{
 		AssignFn: func(string, string) (session.Assignment, error) { return session.Assignment{Model: "m1"}, nil },
 		ToolsFn: func(*session.Session, string) ([]agent.Tool, io.Closer, error) {
 			return []agent.Tool{read, e.shell}, nil, nil
@@ -85,7 +86,9 @@ func (e *env) open() {
 			}
 			return session.Permit{Action: session.ActionAllow}
 		},
-	}).Pool(), cfg)
+	}).Pool()
+	hooks.Meter = e.meter
+	pool, err := session.NewPool(db.Sessions(), agent.New(e.model, agent.Config{}), hooks, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
